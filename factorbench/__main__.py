@@ -1,0 +1,3 @@
+from factorbench.cli import main
+
+raise SystemExit(main())

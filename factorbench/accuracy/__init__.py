@@ -1,0 +1,1 @@
+"""Test matrices, precisions, metrics and flop counts."""

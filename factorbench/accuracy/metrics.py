@@ -1,0 +1,441 @@
+"""Accuracy metrics: one pure function per metric, and the per-op bundles.
+
+Everything is computed on the host in float64 (complex128 for complex data)
+from the factors an impl returned and the working-precision matrix it was
+given (design section 5).  Norms are 1-norms unless stated, as in LAPACK's
+TESTING routines.
+
+Ratios follow LAPACK TESTING (e.g. xGET01, xQRT01, xPOT01): an error divided
+by ``max(m, n) * u`` is O(1) for a backward-stable method, and a cell passes
+when every ratio it has is finite and below a threshold (30 by default, the
+value in LAPACK's ``dtest.in``).  A NaN or Inf anywhere is a failure.
+
+Definitions (A is m x n, u the unit roundoff of the working precision):
+
+=====================  ==========================================================
+backward_error         lu ||A[p]-LU||/||A||; cholesky ||A-LL^H||/||A||;
+                       qr ||A-QR||/||A||; qrcp ||A[:,p]-QR||/||A||;
+                       svd ||A-U diag(s) V^H||/||A||; eigh ||AV-V diag(w)||/||A||;
+                       solve ||b-Ax||_inf/(||A||_inf ||x||_inf + ||b||_inf)
+                       (Rigal-Gaches; Higham 2002 Thm 7.1);
+                       lstsq ||A^H (b-Ax)||/(||A|| ||b||) (xQRT17)
+backward_ratio         backward_error / (max(m, n) u)
+orthogonality_loss     ||I - Q^H Q|| (qr, qrcp); max over U and V (svd, lowrank); V (eigh)
+orthogonality_ratio    orthogonality_loss / (m u)  (max(m, n) u for svd and lowrank)
+growth_factor          lu: max|U| / max|A|
+growth_factor_exact    lu: max_k max|a_ij^(k)| / max|A| (Higham 2002 eq. 9.6), from impls
+                       that track it
+forward_error          solve, lstsq ||x-x_true||_2/||x_true||_2; svd max|s-s_true|/s_1;
+                       eigh max|w-w_true|/||A||_2
+kappa_scaled_error     forward_error / (kappa u) for solve and lstsq (xGET04)
+kappa2_scaled_error    lstsq: forward_error / (kappa^2 u)
+lowrank_error_ratio    ||A - A_hat_k||_F / ||A - A_k||_F, A_k the optimal rank-k
+                       approximation (Eckart-Young) from the known spectrum
+rank_revealed          qrcp: number of leading |R_ii| >= tol |R_11|, tol = max(m, n) u
+numerical_rank         qrcp: number of sigma_i > tol sigma_1 (to compare with the above)
+=====================  ==========================================================
+
+The ratios that decide ``passed`` are :data:`PASS_RATIOS`.  ``kappa`` in
+``kappa_scaled_error`` is the condition number of the rounded matrix when it
+was computed (``kappa_actual``), else the family's target.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "METRIC_COLUMNS",
+    "PASS_RATIOS",
+    "ResultError",
+    "bundle",
+    "passed",
+    "rel_residual",
+    "orthogonality_loss",
+    "growth_factor",
+    "solve_backward_error",
+    "lstsq_backward_error",
+    "forward_error",
+    "lowrank_error_ratio",
+    "rank_revealed",
+    "numerical_rank",
+]
+
+METRIC_COLUMNS = (
+    "backward_error",
+    "backward_ratio",
+    "orthogonality_loss",
+    "orthogonality_ratio",
+    "growth_factor",
+    "growth_factor_exact",
+    "forward_error",
+    "kappa_scaled_error",
+    "kappa2_scaled_error",
+    "lowrank_error_ratio",
+    "rank_revealed",
+    "numerical_rank",
+)
+
+#: Ratios that decide the pass rule when present (finite and < threshold).
+PASS_RATIOS = ("backward_ratio", "orthogonality_ratio", "kappa_scaled_error", "lowrank_error_ratio")
+
+#: Above this size the singular values needed for an unknown spectrum are not computed.
+_SVD_LIMIT = 2048
+
+
+class ResultError(ValueError):
+    """The impl returned factors of the wrong shape or structure."""
+
+
+def _host(x, dtype=None) -> np.ndarray:
+    """Copy an array (NumPy, CuPy, Dask, ...) to a float64/complex128 host array."""
+    if x is None:
+        raise ResultError("a factor is missing (None)")
+    if not isinstance(x, np.ndarray) and hasattr(x, "get"):
+        x = x.get()  # CuPy: explicit device-to-host copy
+    x = np.asarray(x)
+    if dtype is None:
+        dtype = np.complex128 if np.iscomplexobj(x) else np.float64
+    return x.astype(dtype, copy=False)
+
+
+def _norm1(X) -> float:
+    X = np.atleast_2d(X) if np.ndim(X) < 2 else X
+    return float(np.linalg.norm(X, 1))
+
+
+def _shape(name, X, shape):
+    if tuple(np.shape(X)) != tuple(shape):
+        raise ResultError(f"{name} has shape {tuple(np.shape(X))}, expected {tuple(shape)}")
+
+
+def _triangular(name, X, lower):
+    bad = np.triu(X, 1) if lower else np.tril(X, -1)
+    if np.any(bad != 0):
+        raise ResultError(f"{name} is not {'lower' if lower else 'upper'} triangular")
+
+
+def _permutation(name, p, n) -> np.ndarray:
+    p = np.asarray(p.get() if hasattr(p, "get") and not isinstance(p, np.ndarray) else p)
+    if p.shape != (n,) or p.dtype.kind not in "iu":
+        raise ResultError(f"{name} must be an integer array of shape ({n},)")
+    if not np.array_equal(np.sort(p), np.arange(n)):
+        raise ResultError(f"{name} is not a permutation of 0..{n - 1}")
+    return p
+
+
+def _div(a, b) -> float:
+    """a / b in float64 with IEEE semantics (0/0 -> nan, x/0 -> inf), no warnings."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return float(np.float64(a) / np.float64(b))
+
+
+def rel_residual(A, B) -> float:
+    """``||A - B||_1 / ||A||_1`` for arrays of equal shape."""
+    return _div(_norm1(A - B), _norm1(A))
+
+
+def orthogonality_loss(Q) -> float:
+    """``||I - Q^H Q||_1`` for Q (m, k) with (intended) orthonormal columns."""
+    k = Q.shape[1]
+    return _norm1(np.eye(k) - Q.conj().T @ Q)
+
+
+def growth_factor(U, A) -> float:
+    """``max|U| / max|A|``: the growth factor seen in the final U (any LU impl)."""
+    return _div(np.max(np.abs(U)), np.max(np.abs(A)))
+
+
+def solve_backward_error(A, x, b) -> float:
+    """Normwise backward error of x for ``Ax = b`` in the inf-norm (Rigal-Gaches).
+
+    ``||b - Ax||_inf / (||A||_inf ||x||_inf + ||b||_inf)`` (Higham 2002, Thm 7.1).
+    """
+    r = b - A @ x
+    denom = np.linalg.norm(A, np.inf) * np.linalg.norm(x, np.inf) + np.linalg.norm(b, np.inf)
+    return _div(np.linalg.norm(r, np.inf), denom)
+
+
+def lstsq_backward_error(A, x, b) -> float:
+    """``||A^H (b - Ax)||_1 / (||A||_1 ||b||_1)``, the LAPACK xQRT17 residual test."""
+    r = b - A @ x
+    return _div(np.linalg.norm(A.conj().T @ r, 1), _norm1(A) * np.linalg.norm(b, 1))
+
+
+def forward_error(x, x_true) -> float:
+    """``||x - x_true||_2 / ||x_true||_2``."""
+    return _div(np.linalg.norm(x - x_true), np.linalg.norm(x_true))
+
+
+def lowrank_error_ratio(A, A_hat, sigma, k, u) -> float:
+    """``||A - A_hat||_F / ||A - A_k||_F`` with ``||A - A_k||_F`` from the spectrum.
+
+    The optimal error (Eckart-Young) ``sqrt(sum_{i>k} sigma_i^2)`` is floored at
+    ``u ||A||_F``: the rounding of A to the working precision alone moves the
+    singular values by that much, so an exactly rank-k input gives a finite
+    ratio instead of 0/0.
+    """
+    tail = float(np.sqrt(np.sum(np.asarray(sigma[k:], dtype=np.float64) ** 2)))
+    floor = u * float(np.linalg.norm(A, "fro"))
+    return _div(np.linalg.norm(A - A_hat, "fro"), max(tail, floor))
+
+
+def _tol(m, n, u):
+    return max(m, n) * u
+
+
+def rank_revealed(R, tol) -> int:
+    """Number of leading diagonal entries with ``|R_ii| >= tol * |R_11|``."""
+    d = np.abs(np.diag(R))
+    if d.size == 0 or not np.isfinite(d).all() or d[0] == 0:
+        return 0
+    small = np.nonzero(d < tol * d[0])[0]
+    return int(small[0]) if small.size else int(d.size)
+
+
+def numerical_rank(sigma, tol) -> int:
+    """Number of singular values ``> tol * sigma_1``."""
+    sigma = np.asarray(sigma, dtype=np.float64)
+    return int(np.sum(sigma > tol * sigma[0])) if sigma.size and sigma[0] > 0 else 0
+
+
+def _sigma(A, sigma):
+    """The known spectrum, or the computed one when affordable, else None."""
+    if sigma is not None:
+        return np.asarray(sigma, dtype=np.float64)
+    if max(A.shape) <= _SVD_LIMIT:
+        import scipy.linalg
+
+        return scipy.linalg.svdvals(A)
+    return None
+
+
+def _lu(A, res, m, n, u, **_):
+    perm = _permutation("perm", res.perm, n)
+    L, U = _host(res.L), _host(res.U)
+    _shape("L", L, (n, n))
+    _shape("U", U, (n, n))
+    _triangular("L", L, lower=True)
+    _triangular("U", U, lower=False)
+    gfe = res.growth_factor_exact
+    return {
+        "backward_error": rel_residual(A[perm], L @ U),
+        "growth_factor": growth_factor(U, A),
+        "growth_factor_exact": None if gfe is None else float(gfe),
+    }
+
+
+def _cholesky(A, res, m, n, u, **_):
+    L = _host(res.L)
+    _shape("L", L, (n, n))
+    _triangular("L", L, lower=True)
+    return {"backward_error": rel_residual(A, L @ L.conj().T)}
+
+
+def _qr_common(A, Q, R, m, n, u):
+    _shape("Q", Q, (m, n))
+    _shape("R", R, (n, n))
+    _triangular("R", R, lower=False)
+    loss = orthogonality_loss(Q)
+    return {"orthogonality_loss": loss, "orthogonality_ratio": _div(loss, m * u)}
+
+
+def _qr(A, res, m, n, u, **_):
+    Q, R = _host(res.Q), _host(res.R)
+    out = _qr_common(A, Q, R, m, n, u)
+    out["backward_error"] = rel_residual(A, Q @ R)
+    return out
+
+
+def _qrcp(A, res, m, n, u, sigma=None, **_):
+    perm = _permutation("perm", res.perm, n)
+    Q, R = _host(res.Q), _host(res.R)
+    out = _qr_common(A, Q, R, m, n, u)
+    out["backward_error"] = rel_residual(A[:, perm], Q @ R)
+    tol = _tol(m, n, u)
+    out["rank_revealed"] = rank_revealed(R, tol)
+    s = _sigma(A, sigma)
+    out["numerical_rank"] = None if s is None else numerical_rank(s, tol)
+    return out
+
+
+def _svd_factors(res, m, n, k):
+    if np.iscomplexobj(res.s):
+        raise ResultError("s must be real")
+    U, s, Vh = _host(res.U), _host(res.s, np.float64), _host(res.Vh)
+    _shape("U", U, (m, k))
+    _shape("s", s, (k,))
+    _shape("Vh", Vh, (k, n))
+    if k > 1 and np.all(np.isfinite(s)) and np.any(np.diff(s) > 0):
+        raise ResultError("s is not sorted in descending order")
+    return U, s, Vh
+
+
+def _svd(A, res, m, n, u, sigma=None, **_):
+    k = min(m, n)
+    U, s, Vh = _svd_factors(res, m, n, k)
+    loss = max(orthogonality_loss(U), orthogonality_loss(Vh.conj().T))
+    out = {
+        "backward_error": rel_residual(A, (U * s) @ Vh),
+        "orthogonality_loss": loss,
+        "orthogonality_ratio": _div(loss, max(m, n) * u),
+    }
+    if sigma is not None:
+        sigma = np.asarray(sigma, dtype=np.float64)
+        out["forward_error"] = _div(np.max(np.abs(s - sigma[:k])), sigma[0])
+    return out
+
+
+def _eigh(A, res, m, n, u, eigenvalues=None, **_):
+    if np.iscomplexobj(res.w):
+        raise ResultError("w must be real")
+    w, V = _host(res.w, np.float64), _host(res.V)
+    _shape("w", w, (n,))
+    _shape("V", V, (n, n))
+    if n > 1 and np.all(np.isfinite(w)) and np.any(np.diff(w) < 0):
+        raise ResultError("w is not sorted in ascending order")
+    loss = orthogonality_loss(V)
+    out = {
+        "backward_error": _div(_norm1(A @ V - V * w), _norm1(A)),
+        "orthogonality_loss": loss,
+        "orthogonality_ratio": _div(loss, n * u),
+    }
+    if eigenvalues is not None:
+        lam = np.asarray(eigenvalues, dtype=np.float64)
+        out["forward_error"] = _div(np.max(np.abs(w - lam)), np.max(np.abs(lam)))
+    return out
+
+
+def _forward(out, x, x_true, kappa, u, squared=False):
+    if x_true is None:
+        return
+    fe = forward_error(x, x_true)
+    out["forward_error"] = fe
+    if kappa is not None and np.isfinite(kappa):
+        out["kappa_scaled_error"] = _div(fe, kappa * u)
+        if squared:
+            out["kappa2_scaled_error"] = _div(fe, kappa * kappa * u)
+
+
+def _vector(x):
+    """A solution as a 1-D host array; an (n, 1) column is accepted."""
+    x = _host(x)
+    return x[:, 0] if x.ndim == 2 and x.shape[1] == 1 else x
+
+
+def _solve(A, res, m, n, u, b=None, x_true=None, kappa=None, **_):
+    x = _vector(res.x)
+    _shape("x", x, (n,))
+    out = {"backward_error": solve_backward_error(A, x, _host(b))}
+    _forward(out, x, x_true, kappa, u)
+    return out
+
+
+def _lstsq(A, res, m, n, u, b=None, x_true=None, kappa=None, **_):
+    x = _vector(res.x)
+    _shape("x", x, (n,))
+    out = {"backward_error": lstsq_backward_error(A, x, _host(b))}
+    _forward(out, x, x_true, kappa, u, squared=True)
+    return out
+
+
+def _lowrank(A, res, m, n, u, sigma=None, k=None, **_):
+    if k is None:
+        raise ResultError("lowrank metrics need the target rank k")
+    U, s, Vh = _svd_factors(res, m, n, k)
+    loss = max(orthogonality_loss(U), orthogonality_loss(Vh.conj().T))
+    out = {"orthogonality_loss": loss, "orthogonality_ratio": _div(loss, max(m, n) * u)}
+    s_true = _sigma(A, sigma)
+    if s_true is not None:
+        out["lowrank_error_ratio"] = lowrank_error_ratio(A, (U * s) @ Vh, s_true, k, u)
+    return out
+
+
+_BUNDLES = {
+    "lu": _lu,
+    "cholesky": _cholesky,
+    "qr": _qr,
+    "qrcp": _qrcp,
+    "svd": _svd,
+    "eigh": _eigh,
+    "solve": _solve,
+    "lstsq": _lstsq,
+    "lowrank": _lowrank,
+}
+
+
+def bundle(
+    op: str,
+    A,
+    result,
+    *,
+    u: float,
+    kappa: float | None = None,
+    b=None,
+    x_true=None,
+    sigma=None,
+    eigenvalues=None,
+    k: int | None = None,
+) -> dict:
+    """Every metric of ``op`` for one result, as a dict over :data:`METRIC_COLUMNS`.
+
+    Parameters
+    ----------
+    op : str
+        Operation name.
+    A : array (m, n)
+        The working-precision matrix exactly as handed to the impl.
+    result : result dataclass
+        What the impl returned.
+    u : float
+        Unit roundoff of the working precision.
+    kappa : float, optional
+        2-norm condition number (of the rounded matrix when known).
+    b, x_true : arrays (m,), (n,), optional
+        Right-hand side given to the impl and the exact solution (solve, lstsq).
+    sigma : array (min(m, n),), optional
+        Known singular values, descending (svd forward error, lowrank, qrcp).
+    eigenvalues : array (n,), optional
+        Known eigenvalues, ascending (eigh forward error).
+    k : int, optional
+        Target rank (lowrank).
+
+    Returns
+    -------
+    dict
+        Missing metrics are None.  ``backward_ratio`` is derived here.
+
+    Raises
+    ------
+    ResultError
+        Factors of the wrong shape, structure or order.
+    """
+    A = _host(A)
+    m, n = A.shape
+    out = dict.fromkeys(METRIC_COLUMNS)
+    out.update(
+        _BUNDLES[op](
+            A, result, m, n, u, kappa=kappa, b=b, x_true=x_true, sigma=sigma,
+            eigenvalues=eigenvalues, k=k,
+        )
+    )
+    if out["backward_error"] is not None:
+        out["backward_ratio"] = _div(out["backward_error"], max(m, n) * u)
+    return out
+
+
+def passed(metrics: dict, threshold: float = 30.0) -> bool:
+    """LAPACK-style pass rule.
+
+    Every metric present must be finite (a NaN or Inf anywhere is a failure),
+    and every present ratio of :data:`PASS_RATIOS` must be below
+    ``threshold``.  A bundle with no ratio at all does not pass: nothing was
+    verified.
+    """
+    present = {k: v for k, v in metrics.items() if k in METRIC_COLUMNS and v is not None}
+    if not all(math.isfinite(v) for v in present.values()):
+        return False
+    ratios = [present[r] for r in PASS_RATIOS if r in present]
+    return bool(ratios) and all(r < threshold for r in ratios)

@@ -1,0 +1,554 @@
+"""Self-contained HTML report of one or more runs (design section 9).
+
+The report is a single HTML file: CSS inline, figures as inline SVG from
+matplotlib (:mod:`factorbench.reports.plots`), no script and no network
+reference, so it can be mailed, archived as a CI artifact or opened offline.
+
+This module only shapes data for the template: it normalises the ``runs``
+and ``cells`` frames read from the store, formats numbers, and hands plain
+dicts to ``templates/report.html.j2``.  Jinja2 autoescapes everything; the
+only markup marked safe is matplotlib's SVG.  The output depends on nothing
+but its inputs (no current time, fixed SVG hash salt), so rendering the same
+data twice gives byte-identical HTML and reports can be diffed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import numbers
+import pathlib
+import shlex
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+
+from factorbench.reports import plots
+
+__all__ = ["OP_ORDER", "STATUS_ORDER", "build_report", "render_report"]
+
+#: Order of the per-op sections; ops outside this list follow, sorted.
+OP_ORDER = ("lu", "cholesky", "qr", "qrcp", "svd", "eigh", "solve", "lstsq", "lowrank")
+
+#: Order in which cell statuses are counted.
+STATUS_ORDER = ("ok", "failed", "error", "crashed", "timeout", "skipped", "unavailable")
+
+# Cells that did not produce a passing result for a reason worth reading one
+# by one; skipped/unavailable cells are expected and only counted by reason.
+_NOT_RUN = ("skipped", "unavailable")
+
+_TEMPLATES = pathlib.Path(__file__).with_name("templates")
+
+_CELL_NUMERIC = (
+    "m",
+    "n",
+    "rank",
+    "kappa",
+    "kappa_actual",
+    "unit_roundoff",
+    "seed",
+    "time_median_s",
+    "time_min_s",
+    "time_ci_low_s",
+    "time_ci_high_s",
+    "time_iqr_s",
+    "repeats",
+    "first_call_s",
+    "unstable",
+    "concurrent",
+    "gflops",
+    "peak_fraction",
+    "backward_error",
+    "backward_ratio",
+    "orthogonality_loss",
+    "orthogonality_ratio",
+    "growth_factor",
+    "growth_factor_exact",
+    "forward_error",
+    "kappa_scaled_error",
+    "kappa2_scaled_error",
+    "lowrank_error_ratio",
+    "rank_revealed",
+    "numerical_rank",
+    "passed",
+    "stable",
+)
+_CELL_TEXT = (
+    "cell_key",
+    "backend",
+    "family",
+    "device",
+    "kind",
+    "mode",
+    "dtype",
+    "params_json",
+    "message",
+    "samples_json",
+    "host",
+    "started_at",
+    "finished_at",
+)
+_RUN_TEXT = (
+    "label",
+    "created_at",
+    "finished_at",
+    "status",
+    "argv",
+    "spec_json",
+    "machine_json",
+    "versions_json",
+    "gemm_gflops_json",
+    "git_commit",
+)
+
+_DASH = "\u2014"
+
+
+def render_report(
+    runs: pd.DataFrame,
+    cells: pd.DataFrame,
+    *,
+    title: str | None = None,
+    threshold: float = 30.0,
+) -> str:
+    """Render the HTML report of ``runs`` and their ``cells``.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        One row per run, columns of the store's ``runs`` table.  Only
+        ``run_id`` is required; missing columns show as unknown.  Runs appear
+        in the frame's order; runs referenced by ``cells`` but absent here
+        are appended as "run N".
+    cells : pandas.DataFrame
+        One row per cell, columns of the store's ``cells`` table.  Required:
+        ``run_id``, ``op``, ``impl``, ``status``; every other column may be
+        missing or all-NaN.
+    title : str, optional
+        Page title; defaults to "factorbench report: " and the run names.
+    threshold : float, optional
+        Backward-ratio pass threshold drawn on the accuracy plots.
+
+    Returns
+    -------
+    str
+        The HTML document.
+    """
+    cells = _normalise_cells(cells)
+    run_frame = _normalise_runs(runs, cells)
+    names = _run_names(run_frame)
+    cells["run_name"] = cells["run_id"].map(names)
+    cells["variant"] = _variants(cells)
+    multi_run = len(names) > 1
+
+    context = {
+        "title": title or "factorbench report: " + ", ".join(names.values()),
+        "threshold": f"{threshold:g}",
+        "multi_run": multi_run,
+        "statuses": _statuses(cells),
+        "runs": [_run_view(row, names, cells) for row in run_frame.itertuples(index=False)],
+        "ops": [
+            _op_view(op, cells[cells["op"] == op], threshold=threshold, multi_run=multi_run)
+            for op in _ops(cells)
+        ],
+        "problems": _problem_rows(cells, multi_run=multi_run),
+        "not_run": _not_run_groups(cells),
+    }
+    return _environment().get_template("report.html.j2").render(**context)
+
+
+def build_report(
+    runs: pd.DataFrame,
+    cells: pd.DataFrame,
+    out_path,
+    *,
+    title: str | None = None,
+    threshold: float = 30.0,
+) -> pathlib.Path:
+    """Write the HTML report of ``runs`` and ``cells`` to ``out_path``.
+
+    Parameters
+    ----------
+    runs, cells : pandas.DataFrame
+        As for :func:`render_report`.
+    out_path : str or os.PathLike
+        Destination file; missing parent folders are created.
+    title : str, optional
+        Page title.
+    threshold : float, optional
+        Backward-ratio pass threshold.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    html = render_report(runs, cells, title=title, threshold=threshold)
+    path = pathlib.Path(out_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # newline="\n" keeps the bytes identical across platforms.
+    with path.open("w", encoding="utf-8", newline="\n") as fh:
+        fh.write(html)
+    return path
+
+
+@functools.cache
+def _environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(_TEMPLATES),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+# --------------------------------------------------------------------- input
+
+
+def _normalise_cells(cells: pd.DataFrame) -> pd.DataFrame:
+    missing = {"run_id", "op", "impl", "status"} - set(cells.columns)
+    if missing:
+        raise ValueError(f"cells frame lacks required column(s): {', '.join(sorted(missing))}")
+    out = cells.copy().reset_index(drop=True)
+    for col in _CELL_NUMERIC:
+        out[col] = pd.to_numeric(out[col], errors="coerce").astype(float) if col in out else np.nan
+    for col in _CELL_TEXT:
+        if col not in out:
+            out[col] = None
+        out[col] = out[col].astype(object).where(out[col].notna(), None)
+    out["run_id"] = out["run_id"].astype(int)
+    for col in ("op", "impl", "status"):
+        out[col] = out[col].astype(object).where(out[col].notna(), "?").astype(str)
+    out["dtype"] = out["dtype"].where(out["dtype"].notna(), "?").astype(str)
+    out["kind"] = out["kind"].where(out["kind"].notna(), "").astype(str)
+    return out
+
+
+def _normalise_runs(runs: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    if "run_id" not in runs.columns:
+        raise ValueError("runs frame lacks required column: run_id")
+    out = runs.copy().reset_index(drop=True)
+    out["run_id"] = out["run_id"].astype(int)
+    # Cells of a run missing from ``runs`` are still reported, as "run N".
+    orphans = sorted(set(cells["run_id"]) - set(out["run_id"]))
+    if orphans:
+        out = pd.concat([out, pd.DataFrame({"run_id": orphans})], ignore_index=True)
+    for col in _RUN_TEXT:
+        if col not in out:
+            out[col] = None
+        out[col] = out[col].astype(object).where(out[col].notna(), None)
+    return out[["run_id", *_RUN_TEXT]]
+
+
+def _run_names(runs: pd.DataFrame) -> dict[int, str]:
+    """Run label, or "run N"; duplicate labels get the run id appended."""
+    raw = {}
+    for run_id, label in zip(runs["run_id"], runs["label"], strict=True):
+        text = str(label).strip() if label is not None else ""
+        raw[int(run_id)] = text or f"run {int(run_id)}"
+    counts = pd.Series(list(raw.values())).value_counts()
+    return {
+        run_id: f"{name} (run {run_id})" if counts[name] > 1 else name
+        for run_id, name in raw.items()
+    }
+
+
+def _variants(cells: pd.DataFrame) -> pd.Series:
+    """Impl id, suffixed with its parameters when an impl ran with several."""
+    params = cells["params_json"].map(_params_text)
+    distinct = params.groupby(cells["impl"]).transform("nunique")
+    suffixed = cells["impl"] + "[" + params + "]"
+    return suffixed.where((distinct > 1) & (params != ""), cells["impl"])
+
+
+def _params_text(params_json) -> str:
+    params = _loads(params_json, None)
+    if params is None:
+        return "" if params_json is None else str(params_json)
+    if isinstance(params, dict):
+        return ",".join(f"{k}={params[k]}" for k in sorted(params))
+    return str(params)
+
+
+def _loads(text, default):
+    if isinstance(text, dict | list):
+        return text
+    if text is None or (isinstance(text, float) and math.isnan(text)):
+        return default
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return default
+
+
+def _ops(cells: pd.DataFrame) -> list[str]:
+    present = set(cells["op"])
+    return [op for op in OP_ORDER if op in present] + sorted(present - set(OP_ORDER))
+
+
+def _statuses(cells: pd.DataFrame) -> list[str]:
+    return list(STATUS_ORDER) + sorted(set(cells["status"]) - set(STATUS_ORDER))
+
+
+# -------------------------------------------------------------------- header
+
+
+def _run_view(row, names: Mapping[int, str], cells: pd.DataFrame) -> dict:
+    run_cells = cells[cells["run_id"] == row.run_id]
+    machine = _loads(row.machine_json, {})
+    machine = machine if isinstance(machine, dict) else {}
+    versions = _loads(row.versions_json, {})
+    gemm = _loads(row.gemm_gflops_json, {})
+    argv = _loads(row.argv, None)
+    counts = run_cells["status"].value_counts()
+    return {
+        "id": int(row.run_id),
+        "name": names[int(row.run_id)],
+        "label": row.label,
+        "created_at": row.created_at or _DASH,
+        "finished_at": row.finished_at or _DASH,
+        "status": row.status or _DASH,
+        "argv": shlex.join(map(str, argv)) if isinstance(argv, list) else (row.argv or _DASH),
+        "git_commit": row.git_commit or _DASH,
+        "machine": _machine_items(machine),
+        "blas": [_blas_text(b) for b in machine.get("blas") or [] if isinstance(b, dict)],
+        "versions": sorted((str(k), str(v)) for k, v in versions.items())
+        if isinstance(versions, dict)
+        else [],
+        "gemm": [(str(k), _fmt_g(v, 4)) for k, v in sorted(gemm.items())]
+        if isinstance(gemm, dict)
+        else [],
+        "spec": _pretty_json(row.spec_json),
+        "n_cells": len(run_cells),
+        "counts": {s: int(counts.get(s, 0)) for s in _statuses(cells)},
+        "unstable": int((run_cells["unstable"] == 1).sum()),
+        "concurrent": int((run_cells["concurrent"] == 1).sum()),
+    }
+
+
+def _machine_items(machine: dict) -> list[tuple[str, str]]:
+    cores = machine.get("logical_cores")
+    items = [
+        ("host", machine.get("host")),
+        ("CPU", machine.get("cpu_model")),
+        ("logical cores", cores),
+        ("memory", _fmt_bytes(machine.get("memory_bytes"))),
+        ("platform", machine.get("platform")),
+        ("Python", machine.get("python")),
+        ("NumPy", machine.get("numpy_version")),
+        ("BLAS threads", machine.get("threads")),
+    ]
+    return [(k, _DASH if v is None or v == "" else str(v)) for k, v in items]
+
+
+def _blas_text(blas: dict) -> str:
+    name = " ".join(str(blas[k]) for k in ("internal_api", "version") if blas.get(k))
+    extra = []
+    if blas.get("num_threads") is not None:
+        extra.append(f"{blas['num_threads']} threads")
+    if blas.get("architecture"):
+        extra.append(str(blas["architecture"]))
+    return f"{name or 'unknown'} ({', '.join(extra)})" if extra else (name or "unknown")
+
+
+def _pretty_json(text) -> str:
+    value = _loads(text, None)
+    if value is None:
+        return "" if text is None else str(text)
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+# ------------------------------------------------------------------- per op
+
+
+def _op_view(op: str, cells: pd.DataFrame, *, threshold: float, multi_run: bool) -> dict:
+    slug = "".join(c if c.isalnum() else "-" for c in op)
+    counts = cells["status"].value_counts()
+    return {
+        "op": op,
+        "anchor": f"op-{slug}",
+        "n_cells": len(cells),
+        "counts": [(s, int(counts[s])) for s in _statuses(cells) if s in counts],
+        "plots": [
+            _plot_view(plots.time_vs_n(cells, fig_id=f"{slug}-time", title="Time vs n")),
+            _plot_view(
+                plots.backward_ratio_vs_kappa(
+                    cells,
+                    fig_id=f"{slug}-bwd",
+                    threshold=threshold,
+                    title="Backward error ratio vs kappa",
+                )
+            ),
+        ],
+        "rows": _cell_rows(cells, multi_run=multi_run),
+    }
+
+
+def _plot_view(plot: plots.Plot) -> dict:
+    # Only matplotlib's own output is trusted as markup; everything the user
+    # typed reached it as plain text and was escaped by its SVG writer.
+    return {
+        "title": plot.title,
+        "svg": Markup(plot.svg) if plot.svg is not None else None,
+        "notes": list(plot.notes),
+    }
+
+
+_SORT = ["run_order", "variant", "dtype", "kind", "n", "m", "kappa", "rank", "seed"]
+
+
+def _sorted(cells: pd.DataFrame) -> pd.DataFrame:
+    order = {run_id: i for i, run_id in enumerate(dict.fromkeys(cells["run_id"]))}
+    keyed = cells.assign(run_order=cells["run_id"].map(order))
+    return keyed.sort_values(_SORT, kind="mergesort", na_position="last")
+
+
+def _cell_rows(cells: pd.DataFrame, *, multi_run: bool) -> list[dict]:
+    rows = []
+    for c in _sorted(cells).itertuples(index=False):
+        growth = c.growth_factor_exact if _finite(c.growth_factor_exact) else c.growth_factor
+        flags = []
+        if c.unstable == 1:
+            flags.append(("noisy", "timing flagged unstable (CV > 10% or min/max far off)"))
+        if c.concurrent == 1:
+            flags.append(("conc", "timed while other cells ran concurrently"))
+        rows.append(
+            {
+                "run": c.run_name if multi_run else None,
+                "impl": c.variant,
+                "dtype": c.dtype,
+                "kind": c.kind or _DASH,
+                "size": _fmt_size(c.m, c.n, c.rank),
+                "kappa": _fmt_kappa(c.kappa, c.kappa_actual),
+                "status": c.status,
+                "time": _fmt_time_ci(c.time_median_s, c.time_ci_low_s, c.time_ci_high_s),
+                "flags": flags,
+                "gflops": _fmt_gflops(c.gflops, c.peak_fraction),
+                "backward_ratio": _fmt_g(c.backward_ratio),
+                "orthogonality_ratio": _fmt_g(c.orthogonality_ratio),
+                "growth": _fmt_g(growth),
+                "forward_ratio": _fmt_g(c.kappa_scaled_error),
+            }
+        )
+    return rows
+
+
+# ----------------------------------------------------------------- failures
+
+
+def _problem_rows(cells: pd.DataFrame, *, multi_run: bool) -> list[dict]:
+    bad = cells[(cells["status"] != "ok") & ~cells["status"].isin(_NOT_RUN)]
+    op_rank = {op: i for i, op in enumerate(_ops(cells))}
+    bad = bad.assign(op_order=bad["op"].map(op_rank))
+    order = {run_id: i for i, run_id in enumerate(dict.fromkeys(cells["run_id"]))}
+    bad = bad.assign(run_order=bad["run_id"].map(order))
+    bad = bad.sort_values(
+        ["run_order", "op_order", "variant", "dtype", "kind", "n", "m", "kappa", "seed"],
+        kind="mergesort",
+        na_position="last",
+    )
+    return [
+        {
+            "run": c.run_name if multi_run else None,
+            "op": c.op,
+            "impl": c.variant,
+            "dtype": c.dtype,
+            "kind": c.kind or _DASH,
+            "size": _fmt_size(c.m, c.n, c.rank),
+            "kappa": _fmt_kappa(c.kappa, c.kappa_actual),
+            "status": c.status,
+            "backward_ratio": _fmt_g(c.backward_ratio),
+            "orthogonality_ratio": _fmt_g(c.orthogonality_ratio),
+            "message": c.message or _DASH,
+        }
+        for c in bad.itertuples(index=False)
+    ]
+
+
+def _not_run_groups(cells: pd.DataFrame) -> list[dict]:
+    skipped = cells[cells["status"].isin(_NOT_RUN)]
+    if skipped.empty:
+        return []
+    reason = skipped["message"].where(skipped["message"].notna(), "(no reason given)")
+    groups = []
+    for (status, why), g in skipped.groupby([skipped["status"], reason], sort=True):
+        groups.append(
+            {
+                "status": status,
+                "reason": why,
+                "count": len(g),
+                "impls": ", ".join(sorted(set(g["impl"]))),
+            }
+        )
+    groups.sort(key=lambda g: (-g["count"], g["status"], g["reason"]))
+    return groups
+
+
+# --------------------------------------------------------------- formatting
+
+
+def _finite(x) -> bool:
+    return isinstance(x, numbers.Real) and math.isfinite(x)
+
+
+def _fmt_g(x, digits: int = 3) -> str:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return _DASH
+    if math.isnan(x):
+        return _DASH
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return f"{x:.{digits}g}"
+
+
+def _fmt_int(x) -> str:
+    return str(int(x)) if _finite(x) else "?"
+
+
+def _fmt_size(m, n, rank) -> str:
+    size = _fmt_int(n) if not _finite(m) or m == n else f"{_fmt_int(m)}\u00d7{_fmt_int(n)}"
+    return f"{size} r={_fmt_int(rank)}" if _finite(rank) else size
+
+
+def _fmt_kappa(kappa, actual) -> str:
+    target = _fmt_g(kappa, 2)
+    if not _finite(actual):
+        return target
+    # Rounding to the working precision usually leaves kappa as targeted;
+    # only a visible difference earns the second number.
+    shown = _fmt_g(actual, 2)
+    return target if shown == target else f"{target} ({shown})"
+
+
+_TIME_UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "\u00b5s"), (1e-9, "ns"))
+
+
+def _fmt_time_ci(median, low, high) -> str:
+    if not _finite(median):
+        return _DASH
+    scale, unit = next(((s, u) for s, u in _TIME_UNITS if abs(median) >= s), _TIME_UNITS[-1])
+    text = f"{median / scale:.3g} {unit}"
+    if _finite(low) and _finite(high):
+        text += f" [{low / scale:.3g}, {high / scale:.3g}]"
+    return text
+
+
+def _fmt_gflops(gflops, peak_fraction) -> str:
+    if not _finite(gflops):
+        return _DASH
+    text = f"{gflops:.3g}"
+    return f"{text} ({peak_fraction:.0%})" if _finite(peak_fraction) else text
+
+
+def _fmt_bytes(n) -> str | None:
+    if not _finite(n):
+        return None
+    return f"{n / 2**30:.1f} GiB"

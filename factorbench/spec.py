@@ -1,0 +1,312 @@
+"""Sweep specifications, presets and the range syntax (design sections 7-8).
+
+Range syntax, for sizes and kappas alike, is a comma list whose items are
+single values or ranges ``START:STOP:STEP``:
+
+- ``64:4096:x2``  geometric (64, 128, ..., 4096; STOP included when hit)
+- ``64:512:+64``  arithmetic
+- ``1e0:1e16:x100``  geometric over floats
+- ``64,100,1e3``  explicit values
+
+Values are validated (positive sizes, kappa >= 1, growing ranges, at most
+:data:`MAX_RANGE_VALUES` values) and errors are :class:`SpecError` with one
+sentence saying what is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+from dataclasses import dataclass, field
+
+from factorbench.accuracy.precision import PRECISIONS
+from factorbench.impls import OPS
+
+__all__ = [
+    "SpecError",
+    "SweepSpec",
+    "PRESETS",
+    "DEFAULT_KINDS",
+    "parse_range",
+    "parse_list",
+    "parse_kind",
+    "parse_param",
+    "preset",
+]
+
+MAX_RANGE_VALUES = 10_000
+
+
+class SpecError(ValueError):
+    """Malformed or inconsistent sweep input (one line, shown to the user)."""
+
+
+#: Matrix families each op sweeps when --kinds is not given.
+DEFAULT_KINDS: dict[str, tuple[str, ...]] = {
+    "lu": ("randsvd", "wilkinson", "gaussian"),
+    "cholesky": ("spd",),
+    "qr": ("randsvd",),
+    "qrcp": ("randsvd", "kahan"),
+    "svd": ("randsvd",),
+    "eigh": ("spd",),
+    "solve": ("randsvd", "spd"),
+    "lstsq": ("randsvd",),
+    "lowrank": ("lowrank", "randsvd"),
+}
+
+#: m / n used for ops that take rectangular input when --aspect is not given.
+DEFAULT_ASPECT: dict[str, float] = {"qr": 2.0, "qrcp": 1.0, "svd": 1.0, "lstsq": 2.0,
+                                    "lowrank": 2.0}
+
+
+def _number(text: str, integer: bool):
+    try:
+        v = float(text)
+    except ValueError:
+        raise SpecError(f"not a number: {text!r}") from None
+    if not math.isfinite(v):
+        raise SpecError(f"not a finite number: {text!r}")
+    if integer:
+        if v != int(v):
+            raise SpecError(f"not an integer: {text!r}")
+        return int(v)
+    return v
+
+
+def parse_range(text: str, *, integer: bool = True, minimum: float | None = None,
+                what: str = "value") -> list:
+    """Parse the range syntax into a sorted list of unique values.
+
+    Parameters
+    ----------
+    text : str
+        E.g. ``"64:4096:x2"``, ``"1e0:1e16:x100"``, ``"32,64:256:+64"``.
+    integer : bool
+        Values must be integers (sizes).
+    minimum : float, optional
+        Smallest allowed value (1 for sizes and kappas).
+    what : str
+        Name used in error messages.
+
+    Raises
+    ------
+    SpecError
+        Malformed text, empty result, values below ``minimum``, too many values.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise SpecError(f"empty {what} list")
+    out: list = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            raise SpecError(f"empty item in {what} list {text!r}")
+        parts = item.split(":")
+        if len(parts) == 1:
+            out.append(_number(parts[0], integer))
+            continue
+        if len(parts) != 3:
+            raise SpecError(f"bad {what} range {item!r}: expected START:STOP:xFACTOR or +STEP")
+        start, stop = _number(parts[0], integer), _number(parts[1], integer)
+        step = parts[2].strip()
+        if stop < start:
+            raise SpecError(f"bad {what} range {item!r}: STOP is smaller than START")
+        if step[:1] in ("x", "*"):
+            factor = _number(step[1:], False)
+            if factor <= 1:
+                raise SpecError(f"bad {what} range {item!r}: factor must be > 1")
+            if start <= 0:
+                raise SpecError(f"bad {what} range {item!r}: geometric ranges need START > 0")
+            count = int(math.floor(math.log(stop / start) / math.log(factor) + 1e-9)) + 1
+            vals = [start * factor**i for i in range(min(count, MAX_RANGE_VALUES + 1))]
+        elif step[:1] == "+":
+            inc = _number(step[1:], integer)
+            if inc <= 0:
+                raise SpecError(f"bad {what} range {item!r}: step must be > 0")
+            count = int(math.floor((stop - start) / inc + 1e-9)) + 1
+            vals = [start + inc * i for i in range(min(count, MAX_RANGE_VALUES + 1))]
+        else:
+            raise SpecError(f"bad {what} range {item!r}: step must look like x2 or +64")
+        if integer:
+            vals = [round(v) for v in vals]
+        else:
+            # keep decades exact: 1e0 * 100**8 must print as 1e16, not 1.0000000000000002e16
+            vals = [float(f"{v:.12g}") for v in vals]
+        out.extend(vals)
+        if len(out) > MAX_RANGE_VALUES:
+            break
+    if len(out) > MAX_RANGE_VALUES:
+        raise SpecError(f"{what} list {text!r} has more than {MAX_RANGE_VALUES} values")
+    if minimum is not None:
+        low = [v for v in out if v < minimum]
+        if low:
+            raise SpecError(f"{what} must be >= {minimum:g}, got {low[0]:g}")
+    return sorted(set(out))
+
+
+def parse_list(text: str, choices, what: str) -> list[str]:
+    """Comma list of names from ``choices``; unknown names say the closest ones."""
+    if not isinstance(text, str) or not text.strip():
+        raise SpecError(f"empty {what} list")
+    out = []
+    for name in (t.strip() for t in text.split(",")):
+        if not name:
+            raise SpecError(f"empty item in {what} list {text!r}")
+        if name not in choices:
+            close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise SpecError(f"unknown {what} {name!r}{hint}")
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def parse_kind(text: str) -> tuple[str, int | None]:
+    """``"randsvd"`` -> ("randsvd", None); ``"randsvd:5"`` -> ("randsvd", 5)."""
+    from factorbench.accuracy.matrices import KINDS
+
+    name, _, mode = text.partition(":")
+    parse_list(name, KINDS, "matrix kind")
+    if not mode:
+        return name, None
+    if not KINDS[name].has_modes:
+        raise SpecError(f"matrix kind {name!r} has no modes (got {text!r})")
+    m = _number(mode, True)
+    if not 1 <= m <= 5:
+        raise SpecError(f"mode of {name!r} must be 1..5, got {m}")
+    return name, m
+
+
+def parse_param(text: str) -> tuple[str, list]:
+    """``"block=64,128"`` -> ("block", [64, 128]); numbers become int/float."""
+    name, eq, values = text.partition("=")
+    name = name.strip()
+    if not eq or not name.isidentifier() or not values.strip():
+        raise SpecError(f"bad --param {text!r}: expected NAME=V1,V2")
+    out = []
+    for v in values.split(","):
+        v = v.strip()
+        if not v:
+            raise SpecError(f"bad --param {text!r}: empty value")
+        try:
+            f = float(v)
+            out.append(int(f) if f.is_integer() and "." not in v and "e" not in v.lower() else f)
+        except ValueError:
+            out.append(v)
+    return name, out
+
+
+@dataclass
+class SweepSpec:
+    """Everything that defines a sweep; expanded to cells by :mod:`factorbench.sweep`.
+
+    ``impls`` None means every impl of the selected ops; ``kinds`` None means
+    each op's :data:`DEFAULT_KINDS`; ``aspect`` None means :data:`DEFAULT_ASPECT`.
+    """
+
+    ops: list[str] = field(default_factory=lambda: list(OPS))
+    impls: list[str] | None = None
+    kinds: list[str] | None = None
+    sizes: list[int] = field(default_factory=lambda: [64, 128, 256])
+    kappas: list[float] = field(default_factory=lambda: [1e2, 1e8])
+    dtypes: list[str] = field(default_factory=lambda: ["float64", "float32"])
+    seeds: int = 1
+    base_seed: int = 0
+    aspect: float | None = None
+    rank: int | None = None
+    params: dict[str, list] = field(default_factory=dict)
+    timeout: float = 300.0
+    min_time: float = 0.2
+    max_repeats: int = 50
+    max_time: float = 10.0
+    max_n: int | None = None
+    threads: int | None = None
+    threshold: float = 30.0
+    plugins: list[str] = field(default_factory=list)
+
+    def validate(self) -> SweepSpec:
+        """Check every field; raise :class:`SpecError` with one line."""
+        parse_list(",".join(self.ops), OPS, "op") if self.ops else _fail("no ops selected")
+        parse_list(",".join(self.dtypes), PRECISIONS, "dtype") if self.dtypes else _fail(
+            "no dtypes selected")
+        if self.kinds is not None:
+            if not self.kinds:
+                _fail("no matrix kinds selected")
+            for k in self.kinds:
+                parse_kind(k)
+        if not self.sizes or min(self.sizes) < 1:
+            _fail("sizes must be positive integers")
+        if not self.kappas or min(self.kappas) < 1:
+            _fail("kappa must be >= 1")
+        checks = [
+            (self.seeds >= 1, "--seeds must be >= 1"),
+            (self.aspect is None or self.aspect >= 1, "--aspect must be >= 1 (m >= n)"),
+            (self.rank is None or self.rank >= 1, "--rank must be >= 1"),
+            (self.timeout > 0, "--timeout must be > 0"),
+            (self.min_time >= 0 and self.max_time > 0, "timing limits must be positive"),
+            (self.max_repeats >= 1, "max_repeats must be >= 1"),
+            (self.max_n is None or self.max_n >= 1, "--max-n must be >= 1"),
+            (self.threads is None or self.threads >= 1, "--threads must be >= 1"),
+            (self.threshold > 0, "threshold must be > 0"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                _fail(msg)
+        return self
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data) -> SweepSpec:
+        if isinstance(data, str):
+            data = json.loads(data)
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _fail(msg):
+    raise SpecError(msg)
+
+
+#: Named presets: a dict of SweepSpec fields.
+PRESETS: dict[str, dict] = {
+    # Every op, every available family, small sizes: a smoke sweep that runs in
+    # well under a minute on two cores and still shows the stability story
+    # (kappa 1e2 vs 1e10, float64 vs float32).
+    "quick": {
+        "sizes": [48, 96, 192],
+        "kappas": [1e2, 1e10],
+        "dtypes": ["float64", "float32"],
+        "min_time": 0.01,
+        "max_repeats": 10,
+        "max_time": 0.5,
+        "timeout": 60.0,
+    },
+    "standard": {
+        "sizes": [64, 128, 256, 512, 1024, 2048],
+        "kappas": [1e0, 1e4, 1e8, 1e12, 1e16],
+        "dtypes": ["float64", "float32"],
+        "min_time": 0.1,
+        "max_repeats": 30,
+        "max_time": 5.0,
+        "timeout": 600.0,
+    },
+    "full": {
+        "sizes": [64, 128, 256, 512, 1024, 2048, 4096],
+        "kappas": [1e0, 1e2, 1e4, 1e6, 1e8, 1e10, 1e12, 1e14, 1e16],
+        "dtypes": ["float64", "float32", "complex128", "complex64"],
+        "seeds": 3,
+        "min_time": 0.2,
+        "max_repeats": 50,
+        "max_time": 10.0,
+        "timeout": 1800.0,
+    },
+}
+
+
+def preset(name: str) -> SweepSpec:
+    """The SweepSpec of a named preset."""
+    parse_list(name, PRESETS, "preset")
+    return SweepSpec(**PRESETS[name])

@@ -1,0 +1,265 @@
+"""Grid expansion, cell keys, resume and orchestration (design section 7).
+
+A cell is one (op, impl, params, matrix kind/mode, m, n, rank, kappa, dtype,
+seed).  Its key is a stable hash of exactly those fields, so a run never holds
+two rows for one key and ``--resume`` redoes nothing that finished.
+
+Cells that need no worker (impl unavailable, n above the impl's cap, dtype or
+matrix structure the impl does not take) are resolved here and recorded with
+their reason; everything else goes to the executor.  The matrix seed of a cell
+depends on the matrix fields only, so every impl of an op sees the same matrix
+in the same (n, kind, kappa, seed), rounded to each dtype.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections import Counter
+
+from factorbench import impls as registry
+from factorbench.accuracy.matrices import KINDS
+from factorbench.accuracy.precision import precision
+from factorbench.spec import DEFAULT_ASPECT, DEFAULT_KINDS, SpecError, SweepSpec, parse_kind
+
+__all__ = ["expand", "select_impls", "cell_key", "run_sweep", "Interrupted"]
+
+_STRUCTURE_RANK = {"general": 0, "symmetric": 1, "spd": 2}
+
+
+class Interrupted(KeyboardInterrupt):
+    """The sweep was stopped by the user; the run is marked interrupted."""
+
+    def __init__(self, run_id):
+        super().__init__(run_id)
+        self.run_id = run_id
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def cell_key(fields: dict) -> str:
+    """Stable hash of the fields that define a cell (24 hex digits)."""
+    return _sha(json.dumps(fields, sort_keys=True, separators=(",", ":")))[:24]
+
+
+def select_impls(spec: SweepSpec) -> list[registry.Impl]:
+    """The implementations a spec selects, validated.
+
+    ``spec.impls`` entries are ids ("lu/lapack") or bare names ("lapack"),
+    matching that name in every selected op.
+    """
+    for p in spec.plugins:
+        registry.load_plugin(p)
+    pool = [i for op in spec.ops for i in registry.impls(op)]
+    if spec.impls is None:
+        return pool
+    chosen = []
+    names = {i.id for i in pool} | {i.name for i in pool}
+    for want in spec.impls:
+        hits = [i for i in pool if want in (i.id, i.name)]
+        if not hits:
+            import difflib
+
+            everything = {i.id for i in registry.impls()}
+            if want in everything:
+                raise SpecError(f"implementation {want!r} is not of the selected ops "
+                                f"({', '.join(spec.ops)})")
+            close = difflib.get_close_matches(want, sorted(names | everything), n=3, cutoff=0.5)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise SpecError(f"unknown implementation {want!r}{hint}")
+        chosen.extend(h for h in hits if h not in chosen)
+    return chosen
+
+
+def _kinds_for(op: str, spec: SweepSpec) -> tuple[list[tuple[str, int | None]], bool]:
+    if spec.kinds is None:
+        return [(k, None) for k in DEFAULT_KINDS[op]], False
+    return [parse_kind(k) for k in spec.kinds], True
+
+
+def _shape(op, kind, n, spec):
+    if not registry.OPS[op]["rectangular"] or KINDS[kind].square_only:
+        return n, n
+    aspect = spec.aspect if spec.aspect is not None else DEFAULT_ASPECT.get(op, 1.0)
+    return max(n, round(aspect * n)), n
+
+
+def _rank(op, kind, n, spec):
+    if op != "lowrank" and not KINDS[kind].has_rank:
+        return None
+    return spec.rank if spec.rank is not None else max(1, min(10, n // 4))
+
+
+def _params(impl, spec):
+    names = sorted(impl.parameters)
+    values = [spec.params.get(k, impl.parameters[k]) for k in names]
+    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
+
+
+def _structure_reason(impl, kind):
+    need, have = impl.structure, KINDS[kind].structure
+    if _STRUCTURE_RANK[have] >= _STRUCTURE_RANK[need]:
+        return None
+    return f"{impl.id} needs {need} input; {kind} matrices are {have}"
+
+
+def expand(spec: SweepSpec) -> list[dict]:
+    """Expand a spec into cells (dicts, JSON-safe), smallest n first.
+
+    A cell whose impl cannot run it carries ``resolved = (status, reason)``
+    and is recorded without a worker.
+    """
+    spec.validate()
+    chosen = select_impls(spec)
+    known = {k for i in chosen for k in i.parameters}
+    unknown = set(spec.params) - known
+    if unknown:
+        raise SpecError(f"--param {sorted(unknown)[0]!r} is not a parameter of any selected impl")
+    avail = {i.id: i.availability() for i in chosen}
+    cells, seen = [], set()
+    for n in sorted(spec.sizes):
+        for op in spec.ops:
+            op_impls = [i for i in chosen if i.op == op]
+            if not op_impls:
+                continue
+            kinds, explicit = _kinds_for(op, spec)
+            for kind, mode in kinds:
+                info = KINDS[kind]
+                if info.has_modes and mode is None:
+                    mode = 3
+                m, nn = _shape(op, kind, n, spec)
+                rank = _rank(op, kind, n, spec)
+                if rank is not None and rank > min(m, nn):
+                    continue
+                kappas = spec.kappas if info.controls_kappa else [None]
+                for kappa, dtype, seed in itertools.product(kappas, spec.dtypes,
+                                                            range(spec.seeds)):
+                    mfields = {"base_seed": spec.base_seed, "kind": kind, "mode": mode, "m": m,
+                               "n": nn, "rank": rank, "kappa": kappa, "seed": seed,
+                               "complex": precision(dtype).is_complex}
+                    mseed = int(_sha(json.dumps(mfields, sort_keys=True))[:32], 16)
+                    for impl in op_impls:
+                        why = _structure_reason(impl, kind)
+                        if why and not explicit:
+                            continue
+                        for params in _params(impl, spec):
+                            fields = {"op": op, "impl": impl.id, "kind": kind, "mode": mode,
+                                      "m": m, "n": nn, "rank": rank, "kappa": kappa,
+                                      "dtype": dtype, "seed": seed, "params": params,
+                                      "base_seed": spec.base_seed}
+                            key = cell_key(fields)
+                            if key in seen:
+                                continue
+                            seen.add(key)
+                            cell = dict(fields, key=key, matrix_seed=mseed, resolved=None)
+                            cell["resolved"] = _resolve(impl, cell, spec, avail, why)
+                            cells.append(cell)
+    return cells
+
+
+def _resolve(impl, cell, spec, avail, structure_reason):
+    ok, reason = avail[impl.id]
+    if not ok:
+        return ("unavailable", reason)
+    if structure_reason:
+        return ("skipped", structure_reason)
+    if cell["dtype"] not in impl.dtypes:
+        return ("skipped", f"{impl.id} does not support {cell['dtype']}")
+    cap = spec.max_n if spec.max_n is not None else impl.max_n
+    if cap is not None and cell["n"] > cap:
+        return ("skipped", f"n={cell['n']} is above max_n={cap} of {impl.id} "
+                           "(override with --max-n)")
+    return None
+
+
+def _machine_info(spec):
+    from factorbench import machine
+    from factorbench.timing import blas_threads
+
+    with blas_threads(spec.threads):
+        gemm = machine.gemm_peaks(spec.dtypes)
+        fp = machine.fingerprint(threads=spec.threads)
+    return fp, machine.versions(), gemm, machine.git_commit()
+
+
+def run_sweep(spec: SweepSpec, store, *, executor: str = "serial", jobs: int | None = None,
+              resume: int | None = None, label: str | None = None, argv=(),
+              progress: bool | None = None, on_start=None) -> tuple[int, Counter]:
+    """Run (or resume) a sweep, committing each finished cell to ``store``.
+
+    Parameters
+    ----------
+    spec : SweepSpec
+        Ignored when resuming: the stored spec of run ``resume`` is used.
+    store : factorbench.store.Store
+    executor : {"serial", "process"}
+    jobs : int, optional
+        Workers of the process executor (default: CPU count).
+    resume : int, optional
+        Run id to continue; finished cells are not redone.
+    on_start : callable, optional
+        Called with the run id once the run is registered.
+
+    Returns
+    -------
+    run_id, Counter of statuses written by this call
+
+    Raises
+    ------
+    Interrupted
+        On Ctrl-C/SIGTERM; the run is marked ``interrupted`` and every
+        finished cell is kept.
+    """
+    from factorbench.executors import make_executor
+    from factorbench.worker import resolved_record
+
+    if resume is not None:
+        run = store.run(resume)
+        spec = SweepSpec.from_json(run["spec_json"])
+        run_id = run["run_id"]
+        gemm = json.loads(run["gemm_gflops_json"] or "{}")
+        store.set_run(run_id, status="running", finished_at=None)
+    else:
+        spec.validate()
+        fp, versions, gemm, commit = _machine_info(spec)
+        run_id = store.begin_run(label=label, argv=argv, spec=spec.to_json(), machine=fp,
+                                 versions=versions, gemm=gemm, git_commit=commit)
+    if on_start:
+        on_start(run_id)
+    counts: Counter = Counter()
+    try:
+        cells = expand(spec)
+        done = store.done_keys(run_id)
+        pending = [c for c in cells if c["key"] not in done]
+        for c in pending:
+            if c["resolved"]:
+                rec = resolved_record(c, *c["resolved"])
+                store.write_cell(run_id, rec)
+                counts[rec["status"]] += 1
+        todo = [c for c in pending if not c["resolved"]]
+        options = {"min_time": spec.min_time, "max_repeats": spec.max_repeats,
+                   "max_time": spec.max_time, "threshold": spec.threshold, "gemm": gemm,
+                   "concurrent": executor == "process"}
+        init = {"plugins": list(spec.plugins), "threads": spec.threads}
+        with make_executor(executor, init=init, timeout=spec.timeout, jobs=jobs) as ex:
+            for rec in _progress(ex.run(todo, options), len(todo), progress):
+                store.write_cell(run_id, rec)
+                counts[rec["status"]] += 1
+    except KeyboardInterrupt:
+        store.finish_run(run_id, "interrupted")
+        raise Interrupted(run_id) from None
+    except BaseException:
+        store.finish_run(run_id, "interrupted")
+        raise
+    store.finish_run(run_id, "complete")
+    return run_id, counts
+
+
+def _progress(it, total, enabled):
+    from tqdm import tqdm
+
+    return tqdm(it, total=total, unit="cell", disable=None if enabled is None else not enabled,
+                dynamic_ncols=True, leave=False)

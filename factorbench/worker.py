@@ -1,0 +1,268 @@
+"""Run ONE cell: matrix -> timed impl -> metrics -> record.
+
+:func:`run_cell` is a pure function of the cell and the run options and is
+what every executor calls, in a worker process (:func:`serve`) or in-process
+(tests).  It never raises for anything an impl does: exceptions become
+``error`` records with the exception type and message, factors of the wrong
+type, shape or precision become ``error`` records naming the field, and a
+ratio at or above the threshold (or any NaN/Inf) becomes ``failed`` with the
+numbers kept.  Input is checked for NaN/Inf *before* timing: an impl is never
+timed on a matrix that rounding to the working precision broke.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import traceback
+
+import numpy as np
+
+from factorbench import impls as registry
+from factorbench.accuracy import matrices
+from factorbench.accuracy.flops import flops
+from factorbench.accuracy.metrics import METRIC_COLUMNS, ResultError, bundle, passed
+from factorbench.accuracy.precision import precision, result_dtype_error
+from factorbench.impls.results import RESULT_TYPES
+from factorbench.store import now
+
+__all__ = ["run_cell", "resolved_record", "serve"]
+
+#: kappa_actual (an SVD of the rounded matrix) is computed up to this size.
+KAPPA_ACTUAL_MAX_N = 2048
+
+_HOST = socket.gethostname()
+_CACHE: dict = {}
+
+
+def _base(cell: dict) -> dict:
+    impl = registry.get(cell["impl"])
+    return {
+        "cell_key": cell["key"],
+        "op": cell["op"],
+        "impl": impl.id,
+        "backend": impl.backend,
+        "family": impl.family,
+        "device": impl.device,
+        "stable": impl.stable,
+        "kind": cell["kind"],
+        "mode": cell["mode"],
+        "m": cell["m"],
+        "n": cell["n"],
+        "rank": cell["rank"],
+        "kappa": cell["kappa"],
+        "dtype": cell["dtype"],
+        "unit_roundoff": precision(cell["dtype"]).u,
+        "seed": cell["seed"],
+        "params_json": json.dumps(cell["params"], sort_keys=True),
+        "host": _HOST,
+    }
+
+
+def resolved_record(cell: dict, status: str, message: str) -> dict:
+    """Record of a cell that ends without running its impl (or whose worker died)."""
+    t = now()
+    return dict(_base(cell), status=status, message=message, started_at=t, finished_at=t)
+
+
+def _matrix(cell: dict):
+    """Build (or reuse, for consecutive impls of one matrix) the cell's inputs."""
+    key = (cell["matrix_seed"], cell["dtype"])
+    if _CACHE.get("key") == key:
+        return _CACHE["value"]
+    p = precision(cell["dtype"])
+    ss = np.random.SeedSequence(cell["matrix_seed"])
+    mat_ss, rhs_ss = ss.spawn(2)
+    # The cell's rank is the target k of lowrank ops; only rank families take it.
+    rank = cell["rank"] if matrices.KINDS[cell["kind"]].has_rank else None
+    tm = matrices.generate(cell["kind"], cell["m"], cell["n"], kappa=cell["kappa"],
+                           mode=cell["mode"], rank=rank, complex_=p.is_complex, rng=mat_ss)
+    with np.errstate(over="ignore", invalid="ignore"):
+        A_w = tm.A.astype(p.dtype)
+    b = x_true = None
+    if registry.OPS[cell["op"]]["args"] == "Ab":
+        x_true, b = matrices.rhs(A_w, np.random.default_rng(rhs_ss))
+    value = (tm, A_w, b, x_true)
+    _CACHE.update(key=key, value=value, kappa_actual={})
+    return value
+
+
+def _kappa_actual(A_w) -> float | None:
+    cache = _CACHE.setdefault("kappa_actual", {})
+    if "v" not in cache:
+        cache["v"] = matrices.kappa_actual(A_w, max_n=KAPPA_ACTUAL_MAX_N)
+    return cache["v"]
+
+
+def _args_maker(impl, cell, A_w, b):
+    """Fresh inputs, in the impl's layout, prepared outside the timed region."""
+    args_kind = registry.OPS[cell["op"]]["args"]
+    params = dict(cell["params"])
+    order = impl.layout
+
+    def make():
+        A = np.array(A_w, order=order, copy=True)
+        if args_kind == "A":
+            return (A,), params
+        if args_kind == "Ab":
+            return (A, b.copy()), params
+        # lowrank: the same seeded generator every call, so every repeat does the same work
+        rng = np.random.default_rng(np.random.SeedSequence(cell["matrix_seed"]).spawn(3)[2])
+        return (A, cell["rank"], rng), params
+
+    return make
+
+
+def _fail(rec, status, message):
+    rec.update(status=status, message=message, finished_at=now())
+    return rec
+
+
+def run_cell(cell: dict, options: dict) -> dict:
+    """Run one cell and return its record (the columns of the ``cells`` table).
+
+    Parameters
+    ----------
+    cell : dict
+        A cell from :func:`factorbench.sweep.expand`.
+    options : dict
+        min_time, max_repeats, max_time, threshold, gemm (dtype -> GFLOP/s),
+        concurrent (bool).
+    """
+    from factorbench.timing import time_call
+
+    rec = dict(_base(cell), started_at=now(), concurrent=bool(options.get("concurrent")))
+    rec["threads"] = _blas_threads()
+    impl = registry.get(cell["impl"])
+    ok, reason = impl.availability()
+    if not ok:
+        return _fail(rec, "unavailable", reason)
+    p = precision(cell["dtype"])
+    try:
+        tm, A_w, b, x_true = _matrix(cell)
+    except Exception as exc:
+        return _fail(rec, "error", f"matrix generation failed: {type(exc).__name__}: {exc}")
+    bad = [name for name, X in (("matrix", A_w), ("right-hand side", b))
+           if X is not None and not np.isfinite(X).all()]
+    if bad:
+        return _fail(rec, "error", f"input refused before timing: the {bad[0]} has NaN/Inf "
+                                   f"after rounding to {p.name}")
+    kappa_actual = _kappa_actual(A_w)
+    rec["kappa_actual"] = kappa_actual
+    try:
+        result, timing = time_call(
+            impl.func, _args_maker(impl, cell, A_w, b), min_time=options.get("min_time", 0.2),
+            max_repeats=options.get("max_repeats", 50), max_time=options.get("max_time", 10.0),
+            min_repeats=min(3, options.get("max_repeats", 50)),
+        )
+    except Exception as exc:
+        return _fail(rec, "error", f"{type(exc).__name__}: {exc}")
+    rec.update(timing.as_record())
+    want = RESULT_TYPES[cell["op"]]
+    if not isinstance(result, want):
+        return _fail(rec, "error", f"impl returned {type(result).__name__}, expected {want.__name__}")
+    why = result_dtype_error(result, p.name)
+    if why:
+        return _fail(rec, "error", f"wrong precision: {why}")
+    kappa = kappa_actual if kappa_actual is not None else (tm.kappa or None)
+    try:
+        with np.errstate(all="ignore"):
+            metrics = bundle(cell["op"], A_w, result, u=p.u, kappa=kappa, b=b, x_true=x_true,
+                             sigma=tm.sigma, eigenvalues=tm.eigenvalues, k=cell["rank"])
+    except ResultError as exc:
+        return _fail(rec, "error", f"bad result: {exc}")
+    rec.update({k: metrics.get(k) for k in METRIC_COLUMNS})
+    nominal = flops(cell["op"], cell["m"], cell["n"], complex_=p.is_complex)
+    if nominal is not None and timing.median_s > 0:
+        rec["gflops"] = nominal / timing.median_s / 1e9
+        peak = (options.get("gemm") or {}).get(p.name)
+        rec["peak_fraction"] = rec["gflops"] / peak if peak else None
+    ok = passed(metrics, options.get("threshold", 30.0))
+    rec["passed"] = ok
+    if ok:
+        return _fail(rec, "ok", None)
+    return _fail(rec, "failed", _failure_message(metrics, options.get("threshold", 30.0)))
+
+
+def _failure_message(metrics, threshold):
+    from factorbench.accuracy.metrics import PASS_RATIOS
+
+    parts = []
+    for k in PASS_RATIOS:
+        v = metrics.get(k)
+        if v is not None and not (np.isfinite(v) and v < threshold):
+            parts.append(f"{k}={v:.3g}")
+    nonfinite = [k for k, v in metrics.items() if v is not None and not np.isfinite(v)]
+    parts += [f"{k} is not finite" for k in nonfinite if k not in PASS_RATIOS]
+    return ("; ".join(parts) or "no ratio to check") + f" (threshold {threshold:g})"
+
+
+def _blas_threads():
+    try:
+        from threadpoolctl import threadpool_info
+
+        nums = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
+        return max(nums) if nums else None
+    except Exception:
+        return None
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this worker when the parent dies (even by SIGKILL)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def serve(conn, init: dict) -> None:
+    """Worker-process main loop: receive cells, send back records, forever.
+
+    The parent starts it in its own session with stdout/stderr going to a log
+    file, so an impl that prints cannot corrupt the protocol or the progress
+    bar, and Ctrl-C reaches only the parent (which then kills the worker).
+    """
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import faulthandler
+
+    faulthandler.enable(file=sys.stderr, all_threads=True)
+    from factorbench.timing import blas_threads
+
+    limiter = blas_threads(init.get("threads"))
+    limiter.__enter__()  # for the worker's whole life
+    try:
+        for p in init.get("plugins", ()):
+            registry.load_plugin(p)
+    except Exception as exc:
+        conn.send(("fatal", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg is None:
+            return
+        cell, options = msg
+        try:
+            rec = run_cell(cell, options)
+        except BaseException as exc:  # a harness bug must still give a record
+            rec = resolved_record(cell, "error", f"harness error: {type(exc).__name__}: {exc}")
+            traceback.print_exc()
+        conn.send(("record", rec))
+
+
+if __name__ == "__main__":
+    from multiprocessing.connection import Connection
+
+    serve(Connection(int(sys.argv[1])), json.loads(sys.argv[2]))

@@ -1,0 +1,75 @@
+"""Fault-injection impls for the reliability tests (loaded with --plugin).
+
+Every one is a ``lu`` impl so that the harness's LU metrics judge the ones
+that return.  The behaviour is chosen by the impl name.
+"""
+
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+import scipy.linalg
+
+from factorbench.impls import NATIVE_REAL, register
+from factorbench.impls.results import LU
+
+
+def _lu(A):
+    P, L, U = scipy.linalg.lu(A)
+    return LU(np.argmax(P, axis=0), L, U)
+
+
+@register("lu", "raises", backend="numpy", family="textbook", dtypes=NATIVE_REAL)
+def lu_raises(A):
+    raise RuntimeError("deliberate failure")
+
+
+@register("lu", "segfault", backend="numpy", family="textbook", dtypes=NATIVE_REAL)
+def lu_segfault(A):
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+@register("lu", "abort", backend="numpy", family="textbook", dtypes=NATIVE_REAL)
+def lu_abort(A):
+    os.abort()
+
+
+@register("lu", "hang", backend="numpy", family="textbook", dtypes=NATIVE_REAL)
+def lu_hang(A):
+    while True:
+        print("still working", flush=True)
+        sys.stderr.write("noise\n")
+        time.sleep(0.001)
+
+
+@register("lu", "nan", backend="numpy", family="textbook", dtypes=NATIVE_REAL)
+def lu_nan(A):
+    r = _lu(A)
+    r.U[0, 0] = np.nan
+    return r
+
+
+@register("lu", "wrongshape", backend="numpy", family="textbook", dtypes=NATIVE_REAL)
+def lu_wrongshape(A):
+    r = _lu(A)
+    return LU(r.perm, r.L[:, :-1], r.U)
+
+
+@register("lu", "upcast", backend="numpy", family="textbook", dtypes=NATIVE_REAL)
+def lu_upcast(A):
+    return _lu(A.astype(np.float64))
+
+
+@register("lu", "wrongfactors", backend="numpy", family="textbook", dtypes=NATIVE_REAL)
+def lu_wrongfactors(A):
+    r = _lu(A)
+    r.U[0, -1] += 1.0
+    return r
+
+
+@register("lu", "slow", backend="numpy", family="textbook", dtypes=NATIVE_REAL)
+def lu_slow(A):
+    time.sleep(float(os.environ.get("FACTORBENCH_TEST_SLEEP", "0.05")))
+    return _lu(A)

@@ -1,0 +1,119 @@
+import hashlib
+import multiprocessing as mp
+import sqlite3
+
+import pytest
+
+from factorbench.store import SCHEMA_VERSION, Store, StoreError
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _record(key, **kw):
+    rec = {"cell_key": key, "op": "lu", "impl": "lu/x", "status": "ok", "n": 8,
+           "backward_ratio": 0.5, "passed": True}
+    rec.update(kw)
+    return rec
+
+
+def test_roundtrip(db):
+    with Store(db) as s:
+        rid = s.begin_run(label="t", spec={"a": 1}, machine={"host": "h"}, gemm={"float64": 1.0})
+        s.write_cell(rid, _record("k1"))
+        s.write_cell(rid, _record("k2", status="failed", passed=False, backward_ratio=float("nan")))
+        s.write_cell(rid, _record("k1", status="error"))  # same key: kept once
+        assert s.done_keys(rid) == {"k1", "k2"}
+        s.finish_run(rid, "complete")
+        df = s.cells([rid])
+        assert list(df["cell_key"]) == ["k1", "k2"]
+        assert df.loc[0, "status"] == "ok"
+        assert df.loc[1, "backward_ratio"] != df.loc[1, "backward_ratio"]  # NaN stored as NULL
+        runs = s.runs()
+        assert runs.loc[0, "status"] == "complete" and runs.loc[0, "ok"] == 1
+    with Store(db, readonly=True) as s:
+        assert s.run()["run_id"] == rid
+        with pytest.raises(StoreError, match="read-only"):
+            s.write_cell(rid, _record("k3"))
+
+
+def test_missing_file_readonly(tmp_path):
+    with pytest.raises(StoreError, match="no such database"):
+        Store(tmp_path / "nope.sqlite", readonly=True)
+
+
+def test_unknown_run(db):
+    with Store(db) as s, pytest.raises(StoreError, match="no run 7"):
+        s.run(7)
+
+
+def _valid_db(path):
+    with Store(path) as s:
+        rid = s.begin_run(label="x")
+        for i in range(200):
+            s.write_cell(rid, _record(f"k{i}", message="m" * 200))
+        s.finish_run(rid, "complete")
+    # fold the WAL back so the main file is complete on its own
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.execute("PRAGMA journal_mode=DELETE")
+    con.close()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "newer", "foreign", "header"])
+def test_bad_files_refused_and_untouched(tmp_path, damage):
+    path = tmp_path / "bad.sqlite"
+    if damage == "garbage":
+        path.write_bytes(b"this is not a database\n" * 100)
+    elif damage == "foreign":
+        con = sqlite3.connect(path)
+        con.execute("CREATE TABLE t (x)")
+        con.commit()
+        con.close()
+    else:
+        _valid_db(path)
+        data = path.read_bytes()
+        if damage == "truncated":
+            path.write_bytes(data[: len(data) // 2])
+        elif damage == "header":
+            path.write_bytes(data[:100] + b"\xff" * 4000 + data[4100:])
+        else:
+            con = sqlite3.connect(path)
+            con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+            con.commit()
+            con.close()
+    before = _digest(path)
+    for readonly in (False, True):
+        with pytest.raises(StoreError) as exc:
+            Store(path, readonly=readonly)
+        msg = str(exc.value)
+        assert str(path) in msg and "\n" not in msg
+    assert _digest(path) == before
+    assert not (tmp_path / "bad.sqlite-wal").exists()
+
+
+def _writer(path, label, n):
+    s = Store(path)
+    rid = s.begin_run(label=label)
+    for i in range(n):
+        s.write_cell(rid, _record(f"{label}-{i}"))
+    s.finish_run(rid, "complete")
+    s.close()
+
+
+def test_two_writers(db):
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(db), f"w{j}", 150)) for j in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    with Store(db, readonly=True) as s:
+        runs = s.runs()
+        assert sorted(runs["label"]) == ["w0", "w1"]
+        assert (runs["ok"] == 150).all() and (runs["status"] == "complete").all()
+        con = sqlite3.connect(db)
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        con.close()

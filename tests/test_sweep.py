@@ -1,0 +1,81 @@
+import pytest
+
+from factorbench.spec import SpecError, SweepSpec
+from factorbench.sweep import expand
+
+
+def _spec(**kw):
+    base = dict(ops=["lu", "cholesky", "solve", "lowrank"], sizes=[16, 32], kappas=[1e2, 1e6],
+                dtypes=["float64", "float32"], impls=["lapack", "gesv", "posv", "gesdd"])
+    base.update(kw)
+    return SweepSpec(**base)
+
+
+def test_keys_unique_and_stable():
+    a, b = expand(_spec()), expand(_spec())
+    keys = [c["key"] for c in a]
+    assert len(keys) == len(set(keys))
+    assert keys == [c["key"] for c in b]
+    assert [c["matrix_seed"] for c in a] == [c["matrix_seed"] for c in b]
+    assert [c["n"] for c in a] == sorted(c["n"] for c in a)  # small sizes first
+
+
+def test_base_seed_changes_keys_and_matrices():
+    a, b = expand(_spec()), expand(_spec(base_seed=1))
+    assert not {c["key"] for c in a} & {c["key"] for c in b}
+
+
+def test_impls_of_one_op_share_matrices():
+    cells = expand(_spec(ops=["solve"], impls=["gesv", "posv"], kinds=["spd"]))
+    groups = {}
+    for c in cells:
+        groups.setdefault((c["n"], c["kappa"], c["dtype"]), set()).add(c["matrix_seed"])
+    assert all(len(s) == 1 for s in groups.values())
+
+
+def test_default_kinds_only_compatible():
+    cells = expand(_spec())
+    assert {(c["op"], c["kind"]) for c in cells if c["impl"] == "solve/posv"} == {("solve", "spd")}
+    assert all(c["resolved"] is None for c in cells)
+    assert {c["kind"] for c in cells if c["op"] == "cholesky"} == {"spd"}
+    # kinds without a kappa axis expand once, not once per kappa
+    wilk = [c for c in cells if c["kind"] == "wilkinson"]
+    assert wilk and all(c["kappa"] is None for c in wilk)
+    assert len(wilk) == 2 * 2  # sizes x dtypes
+
+
+def test_explicit_incompatible_kind_is_skipped_with_reason():
+    cells = expand(_spec(ops=["cholesky"], kinds=["randsvd"], impls=["lapack"]))
+    assert cells and all(c["resolved"][0] == "skipped" for c in cells)
+    assert "needs spd input" in cells[0]["resolved"][1]
+
+
+def test_max_n_and_override():
+    from factorbench.impls import get
+
+    cap = get("lu/gepp").max_n
+    cells = expand(SweepSpec(ops=["lu"], impls=["gepp"], sizes=[cap * 2], kappas=[10.0],
+                             kinds=["randsvd"], dtypes=["float64"]))
+    assert cells[0]["resolved"][0] == "skipped" and "max_n" in cells[0]["resolved"][1]
+    cells = expand(SweepSpec(ops=["lu"], impls=["gepp"], sizes=[cap * 2], kappas=[10.0],
+                             kinds=["randsvd"], dtypes=["float64"], max_n=cap * 2))
+    assert cells[0]["resolved"] is None
+
+
+def test_lowrank_rank_and_shape():
+    cells = expand(_spec(ops=["lowrank"], impls=["gesdd"], sizes=[40], rank=5, aspect=2))
+    assert {(c["m"], c["n"], c["rank"]) for c in cells} == {(80, 40, 5)}
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"impls": ["lapak"]}, "did you mean"),
+        ({"ops": ["lu"], "impls": ["solve/gesv"]}, "not of the selected ops"),
+        ({"kinds": ["randsvd:9"]}, "1..5"),
+        ({"params": {"blok": [1]}}, "not a parameter"),
+    ],
+)
+def test_bad_selection(kw, match):
+    with pytest.raises(SpecError, match=match):
+        expand(_spec(**kw))
