@@ -163,15 +163,15 @@ def run_cell(cell: dict, options: dict) -> dict:
     rec.update(timing.as_record())
     want = RESULT_TYPES[cell["op"]]
     if not isinstance(result, want):
-        return _fail(rec, "error", f"impl returned {type(result).__name__}, expected {want.__name__}")
+        got = type(result).__name__
+        return _fail(rec, "error", f"impl returned {got}, expected {want.__name__}")
     why = result_dtype_error(result, p.name)
     if why:
         return _fail(rec, "error", f"wrong precision: {why}")
     kappa = kappa_actual if kappa_actual is not None else (tm.kappa or None)
     try:
-        with np.errstate(all="ignore"):
-            metrics = bundle(cell["op"], A_w, result, u=p.u, kappa=kappa, b=b, x_true=x_true,
-                             sigma=tm.sigma, eigenvalues=tm.eigenvalues, k=cell["rank"])
+        metrics = bundle(cell["op"], A_w, result, u=p.u, kappa=kappa, b=b, x_true=x_true,
+                         sigma=tm.sigma, eigenvalues=tm.eigenvalues, k=cell["rank"])
     except ResultError as exc:
         return _fail(rec, "error", f"bad result: {exc}")
     rec.update({k: metrics.get(k) for k in METRIC_COLUMNS})

@@ -13,7 +13,8 @@ value in LAPACK's ``dtest.in``).  A NaN or Inf anywhere is a failure.
 Definitions (A is m x n, u the unit roundoff of the working precision):
 
 =====================  ==========================================================
-backward_error         lu ||A[p]-LU||/||A||; cholesky ||A-LL^H||/||A||;
+backward_error         lu ||A[p]-LU||/||A|| (||A[p][:,q]-LU|| with column pivoting);
+                       cholesky ||A-LL^H||/||A||;
                        qr ||A-QR||/||A||; qrcp ||A[:,p]-QR||/||A||;
                        svd ||A-U diag(s) V^H||/||A||; eigh ||AV-V diag(w)||/||A||;
                        solve ||b-Ax||_inf/(||A||_inf ||x||_inf + ||b||_inf)
@@ -220,8 +221,11 @@ def _lu(A, res, m, n, u, **_):
     _triangular("L", L, lower=True)
     _triangular("U", U, lower=False)
     gfe = res.growth_factor_exact
+    PA = A[perm]
+    if res.col_perm is not None:
+        PA = PA[:, _permutation("col_perm", res.col_perm, n)]
     return {
-        "backward_error": rel_residual(A[perm], L @ U),
+        "backward_error": rel_residual(PA, L @ U),
         "growth_factor": growth_factor(U, A),
         "growth_factor_exact": None if gfe is None else float(gfe),
     }
@@ -415,12 +419,14 @@ def bundle(
     A = _host(A)
     m, n = A.shape
     out = dict.fromkeys(METRIC_COLUMNS)
-    out.update(
-        _BUNDLES[op](
-            A, result, m, n, u, kappa=kappa, b=b, x_true=x_true, sigma=sigma,
-            eigenvalues=eigenvalues, k=k,
+    # Non-finite factors are data (an unstable method failing), not a warning.
+    with np.errstate(all="ignore"):
+        out.update(
+            _BUNDLES[op](
+                A, result, m, n, u, kappa=kappa, b=b, x_true=x_true, sigma=sigma,
+                eigenvalues=eigenvalues, k=k,
+            )
         )
-    )
     if out["backward_error"] is not None:
         out["backward_ratio"] = _div(out["backward_error"], max(m, n) * u)
     return out

@@ -233,7 +233,6 @@ def load_builtin() -> None:
         return
     for mod in BUILTIN_MODULES:
         importlib.import_module(mod)
-    _LOADED = True
     from importlib.metadata import entry_points
 
     for ep in entry_points(group=ENTRY_POINT_GROUP):
@@ -244,6 +243,7 @@ def load_builtin() -> None:
                 f"plugin entry point {ep.name!r} ({ep.value}) failed to import: "
                 f"{type(exc).__name__}: {exc}"
             ) from None
+    _LOADED = True  # only once everything imported: a failing plugin fails every time
 
 
 def load_plugin(spec: str) -> None:
@@ -279,7 +279,9 @@ def load_plugin(spec: str) -> None:
     except ModuleNotFoundError as exc:
         raise RegistryError(f"plugin {spec!r} not found: {exc}") from None
     except Exception as exc:
-        raise RegistryError(f"plugin {spec!r} failed to import: {type(exc).__name__}: {exc}") from None
+        raise RegistryError(
+            f"plugin {spec!r} failed to import: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def impls(op: str | None = None) -> list[Impl]:
@@ -326,7 +328,7 @@ def _gpu_available() -> tuple[bool, str]:
             n = cupy.cuda.runtime.getDeviceCount()
             _GPU_STATE = (True, "") if n > 0 else (False, "unavailable: no CUDA device")
         except ImportError:
-            _GPU_STATE = (False, "unavailable: cupy is not installed (pip install factorbench[gpu])")
+            _GPU_STATE = (False, "unavailable: cupy is not installed")
         except Exception as exc:  # CUDA driver missing, etc.
             _GPU_STATE = (False, f"unavailable: {type(exc).__name__}: {exc}")
     return _GPU_STATE

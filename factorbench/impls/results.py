@@ -16,7 +16,11 @@ __all__ = ["LU", "Cholesky", "QR", "QRCP", "SVD", "Eigh", "Solve", "Lstsq", "RES
 
 @dataclass
 class LU:
-    """``A[perm] = L @ U``; L (n, n) unit lower, U (n, n) upper, perm (n,) int.
+    """``A[perm] = L @ U``; L (n, n) lower (unit diagonal in the Doolittle form
+    LAPACK's xGETRF returns), U (n, n) upper, perm (n,) int.
+
+    ``col_perm`` (n,) int, for pivoting strategies that also exchange columns
+    (complete, rook): then ``A[perm][:, col_perm] = L @ U``.
 
     ``growth_factor_exact``: max over every intermediate Schur complement
     of |a_ij^(k)| divided by max |a_ij| (Higham 2002, eq. 9.6), for impls that
@@ -27,6 +31,7 @@ class LU:
     L: Any
     U: Any
     growth_factor_exact: float | None = None
+    col_perm: Any = None
     extras: dict = field(default_factory=dict)
 
 

@@ -39,7 +39,7 @@ Choices where the design is silent:
   matrix and every active Schur complement (Higham 2002, eq. 9.6), computed
   from the same |A^(k)| pass that complete pivoting needs for its search.
 * ``lu/gecp`` returns the factors of ``A[perm][:, q]`` with q in
-  ``extras["col_perm"]``: folding q into U would make U non-triangular.
+  ``LU.col_perm``: folding q into U would make U non-triangular.
 * The file passed the ~500-line budget, so it is a subpackage: ``_kernels``
   (LU step, substitutions, Cholesky, Householder and Givens kernels shared by
   all), ``lu`` (LU, Cholesky), ``qr`` (QR, QRCP), ``solve`` (solve, lstsq).

@@ -85,10 +85,9 @@ def lu_gecp(A):
     -------
     LU
         ``perm`` (n,) row permutation, ``L`` unit lower, ``U`` upper (n, n)
-        and ``extras["col_perm"]`` q (n,) with ``A[perm][:, q] = L @ U``.
-        The column permutation is not folded into U (that would destroy its
-        triangular form), so a residual check must apply q to the columns.
-        ``growth_factor_exact`` as for ``lu/gepp``.
+        and ``col_perm`` q (n,) with ``A[perm][:, q] = L @ U``.  The column
+        permutation is not folded into U (that would destroy its triangular
+        form).  ``growth_factor_exact`` as for ``lu/gepp``.
 
     Notes
     -----
@@ -101,7 +100,7 @@ def lu_gecp(A):
     W = A.copy()
     perm, q, growth = lu_inplace(W, "complete")
     L, U = lu_factors(W)
-    return LU(perm, L, U, growth_factor_exact=growth, extras={"col_perm": q})
+    return LU(perm, L, U, growth_factor_exact=growth, col_perm=q)
 
 
 @register("cholesky", "textbook", max_n=1024, **_COMMON)

@@ -66,10 +66,10 @@ def qr_givens(A):
     Notes
     -----
     GVL 2013, Alg. 5.2.4 (rotations from Alg. 5.1.3); Higham 2002, §19.6.
-    Rotations follow LAPACK xLARTG (c real, complex s).  No LAPACK QR driver
-    uses them; each column is swept bottom-up, and thin Q is accumulated
-    backward from the stored rotations, so every update is a 2-row vector operation.
-    About m n rotations, one Python step each: slow.
+    Rotations follow LAPACK xLARTG (c real, s complex); no LAPACK QR driver
+    uses rotations.  Each column is swept bottom-up and thin Q is accumulated
+    backward from the stored rotations, so every update is a two-row vector
+    operation.  About m n rotations, one Python step each: slow (max_n 256).
     """
     A = working(A, tall=True)
     m, n = A.shape
@@ -101,6 +101,7 @@ def _cgs_pass(Q, a, j):
 
 
 def _gram_schmidt(A, passes):
+    """Column-by-column Gram-Schmidt with ``passes`` classical projections per column."""
     A = working(A, tall=True)
     m, n = A.shape
     Q = np.empty_like(A)

@@ -1,0 +1,81 @@
+"""Conformance: every registered impl x every dtype it claims, through the harness.
+
+Each impl runs on a matrix of its op's structure at a moderate condition number
+kappa = u^(-1/4) of the working precision (about 1e4 in float64, 64 in float32),
+where every backward-stable method must meet the LAPACK-style pass rule (every
+ratio finite and < 30).  Deliberately unstable impls (stable=False) are run
+too; they must produce a record, and the cells below show them failing where
+theory says they do.
+"""
+
+import pytest
+
+from factorbench.accuracy.precision import precision
+from factorbench.impls import impls
+from factorbench.spec import SweepSpec
+from factorbench.sweep import expand
+from factorbench.worker import run_cell
+
+OPTIONS = {"min_time": 0.0, "max_repeats": 1, "max_time": 5.0, "threshold": 30.0, "gemm": {}}
+N = 32
+
+
+def _kind(impl):
+    if impl.op == "lowrank":
+        return "lowrank"
+    return "spd" if impl.structure in ("spd", "symmetric") else "randsvd"
+
+
+def _cell(impl_id, dtype, kind, n=N, kappa=None, rank=None):
+    kappa = kappa if kappa is not None else float(f"{precision(dtype).u ** -0.25:.2g}")
+    spec = SweepSpec(ops=[impl_id.split("/")[0]], impls=[impl_id], kinds=[kind], sizes=[n],
+                     kappas=[kappa], dtypes=[dtype], rank=rank)
+    cells = expand(spec)
+    assert len(cells) == 1 and cells[0]["resolved"] is None, cells
+    return cells[0]
+
+
+CASES = [pytest.param(i.id, d, id=f"{i.id}-{d}") for i in impls() for d in i.dtypes]
+
+
+@pytest.mark.parametrize("impl_id, dtype", CASES)
+def test_conformance(impl_id, dtype):
+    from factorbench.impls import get
+
+    impl = get(impl_id)
+    rec = run_cell(_cell(impl_id, dtype, _kind(impl), rank=4 if impl.op == "lowrank" else None),
+                   OPTIONS)
+    if impl.stable:
+        assert rec["status"] == "ok", rec["message"]
+        assert rec["passed"]
+    else:
+        assert rec["status"] in ("ok", "failed", "error"), rec["message"]
+        assert "wrong precision" not in (rec["message"] or "")
+        assert "bad result" not in (rec["message"] or "")
+
+
+def test_cgs_fails_on_orthogonality_where_householder_passes():
+    u = precision("float64").u
+    cgs = run_cell(_cell("qr/cgs", "float64", "randsvd", kappa=1e8), OPTIONS)
+    hh = run_cell(_cell("qr/householder", "float64", "randsvd", kappa=1e8), OPTIONS)
+    assert cgs["status"] == "failed" and "orthogonality_ratio" in cgs["message"]
+    # loss ~ kappa^2 u saturates at O(1) once kappa^2 u > 1
+    assert cgs["orthogonality_loss"] > min(1.0, 1e-3 * 1e16 * u)
+    assert hh["status"] == "ok" and hh["orthogonality_ratio"] < 30
+
+
+def test_normal_equations_fail_on_forward_error_where_qr_passes():
+    kappa = 1e6
+    ne = run_cell(_cell("lstsq/normal", "float64", "randsvd", kappa=kappa), OPTIONS)
+    qr = run_cell(_cell("lstsq/householder", "float64", "randsvd", kappa=kappa), OPTIONS)
+    assert ne["status"] == "failed" and "kappa_scaled_error" in ne["message"]
+    assert 1e-3 < ne["kappa2_scaled_error"] < 1e3  # forward error ~ kappa^2 u
+    assert qr["status"] == "ok" and qr["kappa_scaled_error"] < 30
+
+
+def test_wilkinson_growth_through_the_harness():
+    for impl_id in ("lu/gepp", "lu/lapack"):
+        rec = run_cell(_cell(impl_id, "float64", "wilkinson", n=24), OPTIONS)
+        assert rec["growth_factor"] == 2.0**23
+        if impl_id == "lu/gepp":
+            assert rec["growth_factor_exact"] == 2.0**23
