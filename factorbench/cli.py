@@ -136,19 +136,21 @@ def _spec(args):
     from factorbench.spec import parse_list, parse_param, parse_range, preset
 
     spec = preset(args.preset or "quick")
-    if args.ops:
+    if args.ops is not None:
         spec.ops = parse_list(args.ops, OPS, "op")
-    if args.impls:
+    if args.impls is not None:
         spec.impls = [t.strip() for t in args.impls.split(",") if t.strip()]
         if not spec.impls:
             raise UsageError("empty --impls list")
-    if args.kinds:
+    if args.kinds is not None:
         spec.kinds = [t.strip() for t in args.kinds.split(",")]
-    if args.sizes:
+        if not any(spec.kinds):
+            raise UsageError("empty --kinds list")
+    if args.sizes is not None:
         spec.sizes = parse_range(args.sizes, integer=True, minimum=1, what="size")
-    if args.kappas:
+    if args.kappas is not None:
         spec.kappas = parse_range(args.kappas, integer=False, minimum=1, what="kappa")
-    if args.dtypes:
+    if args.dtypes is not None:
         from factorbench.accuracy.precision import PRECISIONS
 
         spec.dtypes = parse_list(args.dtypes, PRECISIONS, "dtype")

@@ -81,6 +81,9 @@ class _Worker:
         return self.proc.poll() is None
 
     def submit(self, cell, options, timeout):
+        from factorbench.store import now
+
+        self.started_at = now()
         self.cell = cell
         self.deadline = time.monotonic() + timeout
         self.conn.send((cell, options))
@@ -173,6 +176,28 @@ class SerialExecutor:
             self._workers[i] = _Worker(self.init, self.logdir, self._count)
         return self._workers[i]
 
+    def _dispatch(self, i, cell, options):
+        """Hand ``cell`` to worker ``i``, replacing a worker that died while idle.
+
+        Returns the worker, or None when no worker could be started (the
+        reason is in ``self._start_error``): that cell is recorded as crashed
+        and the sweep goes on.
+        """
+        for _ in range(2):
+            try:
+                w = self._worker(i)
+            except RuntimeError as exc:
+                self._start_error = str(exc)
+                return None
+            try:
+                w.submit(cell, options, self.timeout)
+                return w
+            except OSError:  # died between cells: the pipe is broken
+                w.kill()
+                self._workers[i] = None
+        self._start_error = "worker died before it could take the cell"
+        return None
+
     def run(self, cells, options):
         """Yield one record per cell (in completion order)."""
         from factorbench.worker import resolved_record
@@ -183,9 +208,14 @@ class SerialExecutor:
             while queue or busy:
                 for i in range(self.jobs):
                     if i not in busy and queue:
-                        w = self._worker(i)
-                        w.submit(queue.popleft(), options, self.timeout)
-                        busy[i] = w
+                        cell = queue.popleft()
+                        w = self._dispatch(i, cell, options)
+                        if w is None:
+                            yield resolved_record(cell, "crashed", self._start_error)
+                        else:
+                            busy[i] = w
+                if not busy:
+                    continue
                 now = time.monotonic()
                 wait_for = max(0.0, min(w.deadline for w in busy.values()) - now)
                 # a dead worker closes its socket, so the connection alone wakes us
@@ -202,7 +232,7 @@ class SerialExecutor:
                             yield rec
                             continue
                     if not w.alive():
-                        rec = resolved_record(w.cell, "crashed", w.death_message())
+                        rec = resolved_record(w.cell, "crashed", w.death_message(), w.started_at)
                         w.kill()
                         self._workers[i] = None
                         del busy[i]
@@ -212,7 +242,8 @@ class SerialExecutor:
                         self._workers[i] = None
                         del busy[i]
                         yield resolved_record(
-                            w.cell, "timeout", f"cell exceeded the timeout of {self.timeout:g} s"
+                            w.cell, "timeout", f"cell exceeded the timeout of {self.timeout:g} s",
+                            w.started_at,
                         )
         finally:
             # Interrupted or abandoned generator: never leave a worker computing.

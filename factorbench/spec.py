@@ -21,6 +21,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
+from factorbench.accuracy.metrics import LOWRANK_THRESHOLD
 from factorbench.accuracy.precision import PRECISIONS
 from factorbench.impls import OPS
 
@@ -223,6 +224,7 @@ class SweepSpec:
     max_n: int | None = None
     threads: int | None = None
     threshold: float = 30.0
+    lowrank_threshold: float = LOWRANK_THRESHOLD
     plugins: list[str] = field(default_factory=list)
 
     def validate(self) -> SweepSpec:
@@ -249,6 +251,7 @@ class SweepSpec:
             (self.max_n is None or self.max_n >= 1, "--max-n must be >= 1"),
             (self.threads is None or self.threads >= 1, "--threads must be >= 1"),
             (self.threshold > 0, "threshold must be > 0"),
+            (self.lowrank_threshold >= 1, "lowrank threshold must be >= 1 (1 is optimal)"),
         ]
         for ok, msg in checks:
             if not ok:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 import sqlite3
 import time
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ __all__ = [
     "CELL_COLUMNS",
     "RUN_COLUMNS",
     "Store",
+    "STATUSES",
     "StoreError",
     "default_db_path",
 ]
@@ -47,6 +49,8 @@ RUN_COLUMNS = {
     "versions_json": "TEXT",
     "gemm_gflops_json": "TEXT",
     "git_commit": "TEXT",
+    "host": "TEXT",
+    "pid": "INTEGER",
 }
 
 CELL_COLUMNS = {
@@ -87,6 +91,7 @@ CELL_COLUMNS = {
     **{c: ("INTEGER" if c in ("rank_revealed", "numerical_rank") else "REAL")
        for c in METRIC_COLUMNS},
     "passed": "INTEGER",
+    "nan_columns": "TEXT",
     "host": "TEXT",
     "started_at": "TEXT",
     "finished_at": "TEXT",
@@ -276,6 +281,8 @@ class Store:
             "versions_json": json.dumps(versions, sort_keys=True),
             "gemm_gflops_json": json.dumps(gemm, sort_keys=True),
             "git_commit": git_commit,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
         }
         sql = f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
         cur = self._write(lambda c: self._tx(c, sql, tuple(row.values())))
@@ -302,7 +309,7 @@ class Store:
         cur = self._con.execute(sql, () if run_id is None else (int(run_id),))
         row = cur.fetchone()
         if row is None:
-            which = f"run {run_id}" if run_id is not None else "any run"
+            which = f"run {run_id}" if run_id is not None else "run"
             raise StoreError(f"{self.path}: no {which} in this database")
         return dict(zip([d[0] for d in cur.description], row, strict=True))
 
@@ -326,8 +333,16 @@ class Store:
 
     # -- cells -------------------------------------------------------------
     def write_cell(self, run_id: int, record: dict) -> None:
-        """Commit one finished cell (one transaction); a key already present is kept as is."""
+        """Commit one finished cell (one transaction); a key already present is kept as is.
+
+        NaN values become NULL (SQLite has no NaN); their column names are kept
+        in ``nan_columns`` so a NaN result is never mistaken for a missing one.
+        """
         row = {k: _jsonable(record.get(k)) for k in CELL_COLUMNS if k != "run_id"}
+        # SQLite stores NaN as NULL; keep the difference between "NaN" and "not computed"
+        nans = [k for k in CELL_COLUMNS
+                if isinstance(record.get(k), float) and math.isnan(record[k])]
+        row["nan_columns"] = ",".join(nans) or None
         row["run_id"] = run_id
         cols = ", ".join(row)
         sql = (f"INSERT INTO cells ({cols}) VALUES ({', '.join('?' * len(row))}) "

@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
+import socket
 from collections import Counter
 
 from factorbench import impls as registry
@@ -132,8 +134,8 @@ def expand(spec: SweepSpec) -> list[dict]:
                     mode = 3
                 m, nn = _shape(op, kind, n, spec)
                 rank = _rank(op, kind, n, spec)
-                if rank is not None and rank > min(m, nn):
-                    continue
+                too_big = (f"rank {rank} exceeds min(m, n) = {min(m, nn)}"
+                           if rank is not None and rank > min(m, nn) else None)
                 kappas = spec.kappas if info.controls_kappa else [None]
                 for kappa, dtype, seed in itertools.product(kappas, spec.dtypes,
                                                             range(spec.seeds)):
@@ -155,17 +157,17 @@ def expand(spec: SweepSpec) -> list[dict]:
                                 continue
                             seen.add(key)
                             cell = dict(fields, key=key, matrix_seed=mseed, resolved=None)
-                            cell["resolved"] = _resolve(impl, cell, spec, avail, why)
+                            cell["resolved"] = _resolve(impl, cell, spec, avail, why or too_big)
                             cells.append(cell)
     return cells
 
 
-def _resolve(impl, cell, spec, avail, structure_reason):
+def _resolve(impl, cell, spec, avail, skip_reason):
     ok, reason = avail[impl.id]
     if not ok:
         return ("unavailable", reason)
-    if structure_reason:
-        return ("skipped", structure_reason)
+    if skip_reason:
+        return ("skipped", skip_reason)
     if cell["dtype"] not in impl.dtypes:
         return ("skipped", f"{impl.id} does not support {cell['dtype']}")
     cap = spec.max_n if spec.max_n is not None else impl.max_n
@@ -218,10 +220,13 @@ def run_sweep(spec: SweepSpec, store, *, executor: str = "serial", jobs: int | N
 
     if resume is not None:
         run = store.run(resume)
-        spec = SweepSpec.from_json(run["spec_json"])
         run_id = run["run_id"]
+        if run["status"] == "complete":
+            return run_id, Counter()
+        _check_resumable(run)
+        spec = SweepSpec.from_json(run["spec_json"])
         gemm = json.loads(run["gemm_gflops_json"] or "{}")
-        store.set_run(run_id, status="running", finished_at=None)
+        store.set_run(run_id, status="running", finished_at=None, pid=os.getpid())
     else:
         spec.validate()
         fp, versions, gemm, commit = _machine_info(spec)
@@ -241,7 +246,8 @@ def run_sweep(spec: SweepSpec, store, *, executor: str = "serial", jobs: int | N
                 counts[rec["status"]] += 1
         todo = [c for c in pending if not c["resolved"]]
         options = {"min_time": spec.min_time, "max_repeats": spec.max_repeats,
-                   "max_time": spec.max_time, "threshold": spec.threshold, "gemm": gemm,
+                   "max_time": spec.max_time, "threshold": spec.threshold,
+                   "lowrank_threshold": spec.lowrank_threshold, "gemm": gemm,
                    "concurrent": executor == "process"}
         init = {"plugins": list(spec.plugins), "threads": spec.threads}
         with make_executor(executor, init=init, timeout=spec.timeout, jobs=jobs) as ex:
@@ -256,6 +262,37 @@ def run_sweep(spec: SweepSpec, store, *, executor: str = "serial", jobs: int | N
         raise
     store.finish_run(run_id, "complete")
     return run_id, counts
+
+
+def _check_resumable(run) -> None:
+    """Refuse to resume a run another live process is running, or one from another host.
+
+    Timings of one run must come from one machine (its GEMM ceiling is stored
+    with it), and two processes working on one run would both time cells at
+    once without knowing it.
+    """
+    host = socket.gethostname()
+    if run.get("host") and run["host"] != host:
+        raise SpecError(f"run {run['run_id']} was made on host {run['host']!r}; resuming it "
+                        f"on {host!r} would mix two machines' timings (start a new run)")
+    pid = run.get("pid")
+    if run["status"] == "running" and pid and pid != os.getpid() and _is_factorbench(pid):
+        raise SpecError(f"run {run['run_id']} is still running (pid {pid})")
+
+
+def _is_factorbench(pid: int) -> bool:
+    """Whether a live process ``pid`` is a factorbench run (not a reused pid)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return b"factorbench" in fh.read()
+    except OSError:
+        return True
 
 
 def _progress(it, total, enabled):

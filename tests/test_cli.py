@@ -56,6 +56,9 @@ def test_list_shows_every_impl(capsys):
         (["export", "--format", "xls", "-o", "x"], "unknown export format"),
         (["frobnicate"], "invalid choice"),
         ([], "a command is required"),
+        (["run", "--ops", ""], "empty op list"),
+        (["run", "--sizes", ""], "empty size list"),
+        (["run", "--kinds", ","], "empty --kinds list"),
     ],
 )
 def test_bad_input_one_line_exit_2(argv, match, capsys, tmp_path, monkeypatch):

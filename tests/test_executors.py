@@ -69,3 +69,13 @@ def test_process_executor_marks_concurrent(faulty_plugin):
 def test_unknown_executor():
     with pytest.raises(ValueError, match="unknown executor"):
         make_executor("nope", init={}, timeout=1)
+
+
+def test_worker_that_cannot_start_gives_crashed_cells_not_a_traceback(faulty_plugin):
+    cells = _cells(faulty_plugin, ["lu/lapack", "lu/raises"])
+    init = {"plugins": ["/no/such/plugin.py"], "threads": 1}
+    with make_executor("serial", init=init, timeout=30) as ex:
+        recs = list(ex.run(cells, OPTIONS))
+    assert [r["status"] for r in recs] == ["crashed", "crashed"]
+    assert "worker failed to start" in recs[0]["message"]
+    assert "plugin file not found" in recs[0]["message"]

@@ -117,3 +117,15 @@ def test_two_writers(db):
         con = sqlite3.connect(db)
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         con.close()
+
+
+def test_nan_is_distinguished_from_missing(db):
+    with Store(db) as s:
+        rid = s.begin_run()
+        s.write_cell(rid, _record("k", status="failed", backward_ratio=float("nan"),
+                                  backward_error=float("inf"), passed=False))
+        row = s.cells([rid]).iloc[0]
+    assert row["nan_columns"] == "backward_ratio"
+    assert row["backward_error"] == float("inf")
+    assert row["orthogonality_ratio"] is None or row["orthogonality_ratio"] != row[
+        "orthogonality_ratio"]  # NULL: not computed, and not listed as NaN

@@ -79,3 +79,47 @@ def test_lowrank_rank_and_shape():
 def test_bad_selection(kw, match):
     with pytest.raises(SpecError, match=match):
         expand(_spec(**kw))
+
+
+def test_rank_above_min_dimension_is_recorded_as_skipped():
+    cells = expand(_spec(ops=["lowrank"], impls=["gesdd"], sizes=[4], rank=8,
+                         kinds=["randsvd"]))
+    assert cells and all(c["resolved"][0] == "skipped" for c in cells)
+    assert "rank 8 exceeds" in cells[0]["resolved"][1]
+
+
+def _stored_run(db, **fields):
+    from factorbench.store import Store
+
+    s = Store(db)
+    rid = s.begin_run(spec=_spec(sizes=[8], ops=["lu"], impls=["lapack"]).to_json(), gemm={})
+    s.set_run(rid, **fields)
+    return s, rid
+
+
+def test_resume_refuses_a_live_run_and_another_host(db):
+    import subprocess
+    import sys
+
+    from factorbench.sweep import run_sweep
+
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)",
+                             "factorbench"])
+    try:
+        s, rid = _stored_run(db, status="running", pid=live.pid)
+        with pytest.raises(SpecError, match="still running"):
+            run_sweep(None, s, resume=rid)
+    finally:
+        live.kill()
+        live.wait()
+    s.set_run(rid, host="elsewhere")
+    with pytest.raises(SpecError, match="mix two machines"):
+        run_sweep(None, s, resume=rid)
+
+
+def test_resume_of_a_complete_run_changes_nothing(db):
+    from factorbench.sweep import run_sweep
+
+    s, rid = _stored_run(db, status="complete", finished_at="2026-01-01T00:00:00+00:00")
+    assert run_sweep(None, s, resume=rid) == (rid, {})
+    assert s.run(rid)["finished_at"] == "2026-01-01T00:00:00+00:00"

@@ -91,3 +91,29 @@ def test_same_matrix_for_every_impl_and_deterministic():
     worker._CACHE.clear()
     tm2 = worker._matrix(a)[1]
     assert np.array_equal(tm1, tm2)
+
+
+@pytest.mark.parametrize("first, second", [("lu/lapack", "solve/gesv"),
+                                           ("qr/lapack", "lstsq/gels")])
+def test_cached_matrix_serves_ops_with_and_without_rhs(first, second):
+    from factorbench import worker
+
+    spec = SweepSpec(ops=[first.split("/")[0], second.split("/")[0]], impls=[first, second],
+                     sizes=[24], kappas=[1e3], kinds=["randsvd"], dtypes=["float64"])
+    cells = sorted(expand(spec), key=lambda c: c["impl"] != first)
+    assert cells[0]["matrix_seed"] == cells[1]["matrix_seed"]
+    worker._CACHE.clear()
+    recs = [run_cell(c, FAST) for c in cells]
+    assert [r["status"] for r in recs] == ["ok", "ok"], recs[1]["message"]
+    worker._CACHE.clear()
+    alone = run_cell(cells[1], FAST)  # the rhs does not depend on what ran before
+    assert alone["forward_error"] == recs[1]["forward_error"]
+
+
+def test_zero_matrix_factors_exactly_and_passes():
+    spec = SweepSpec(ops=["qr", "lu"], impls=["qr/lapack", "lu/lapack"], sizes=[16],
+                     kinds=["zero"], dtypes=["float64"])
+    for cell in expand(spec):
+        rec = run_cell(cell, FAST)
+        assert rec["status"] == "ok", rec["message"]
+        assert rec["backward_error"] == 0.0

@@ -100,6 +100,8 @@ def result_dtype_error(result, name: str) -> str | None:
         if f.name == "extras":
             continue
         val = getattr(result, f.name)
+        if isinstance(val, (list, tuple)):
+            return f"{f.name} came back as a {type(val).__name__}, not an array"
         dt = getattr(val, "dtype", None)
         if dt is None:
             continue

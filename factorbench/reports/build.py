@@ -27,15 +27,17 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
+from factorbench.impls import OPS
 from factorbench.reports import plots
+from factorbench.store import CELL_COLUMNS, STATUSES
 
 __all__ = ["OP_ORDER", "STATUS_ORDER", "build_report", "render_report"]
 
 #: Order of the per-op sections; ops outside this list follow, sorted.
-OP_ORDER = ("lu", "cholesky", "qr", "qrcp", "svd", "eigh", "solve", "lstsq", "lowrank")
+OP_ORDER = tuple(OPS)
 
 #: Order in which cell statuses are counted.
-STATUS_ORDER = ("ok", "failed", "error", "crashed", "timeout", "skipped", "unavailable")
+STATUS_ORDER = STATUSES
 
 # Cells that did not produce a passing result for a reason worth reading one
 # by one; skipped/unavailable cells are expected and only counted by reason.
@@ -43,55 +45,11 @@ _NOT_RUN = ("skipped", "unavailable")
 
 _TEMPLATES = pathlib.Path(__file__).with_name("templates")
 
-_CELL_NUMERIC = (
-    "m",
-    "n",
-    "rank",
-    "kappa",
-    "kappa_actual",
-    "unit_roundoff",
-    "seed",
-    "time_median_s",
-    "time_min_s",
-    "time_ci_low_s",
-    "time_ci_high_s",
-    "time_iqr_s",
-    "repeats",
-    "first_call_s",
-    "unstable",
-    "concurrent",
-    "gflops",
-    "peak_fraction",
-    "backward_error",
-    "backward_ratio",
-    "orthogonality_loss",
-    "orthogonality_ratio",
-    "growth_factor",
-    "growth_factor_exact",
-    "forward_error",
-    "kappa_scaled_error",
-    "kappa2_scaled_error",
-    "lowrank_error_ratio",
-    "rank_revealed",
-    "numerical_rank",
-    "passed",
-    "stable",
-)
-_CELL_TEXT = (
-    "cell_key",
-    "backend",
-    "family",
-    "device",
-    "kind",
-    "mode",
-    "dtype",
-    "params_json",
-    "message",
-    "samples_json",
-    "host",
-    "started_at",
-    "finished_at",
-)
+# Column types come from the store's schema, so a new metric column is handled here too.
+_CELL_NUMERIC = tuple(c for c, t in CELL_COLUMNS.items()
+                      if t.startswith(("REAL", "INTEGER")) and c != "run_id")
+_CELL_TEXT = tuple(c for c, t in CELL_COLUMNS.items()
+                   if t.startswith("TEXT") and c not in ("op", "impl", "status"))
 _RUN_TEXT = (
     "label",
     "created_at",
