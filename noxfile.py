@@ -8,7 +8,7 @@ import nox
 
 nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "tests"]
-PY = False  # the interpreter nox runs under
+PY = None  # a virtualenv of the interpreter nox runs under: nothing is downloaded
 
 
 @nox.session(python=PY)
