@@ -179,24 +179,21 @@ class SerialExecutor:
     def _dispatch(self, i, cell, options):
         """Hand ``cell`` to worker ``i``, replacing a worker that died while idle.
 
-        Returns the worker, or None when no worker could be started (the
-        reason is in ``self._start_error``): that cell is recorded as crashed
-        and the sweep goes on.
+        Returns ``(worker, None)``, or ``(None, reason)`` when no worker could
+        take the cell: that cell is recorded as crashed and the sweep goes on.
         """
         for _ in range(2):
             try:
                 w = self._worker(i)
             except RuntimeError as exc:
-                self._start_error = str(exc)
-                return None
+                return None, str(exc)
             try:
                 w.submit(cell, options, self.timeout)
-                return w
+                return w, None
             except OSError:  # died between cells: the pipe is broken
                 w.kill()
                 self._workers[i] = None
-        self._start_error = "worker died before it could take the cell"
-        return None
+        return None, "worker died before it could take the cell"
 
     def run(self, cells, options):
         """Yield one record per cell (in completion order)."""
@@ -209,9 +206,9 @@ class SerialExecutor:
                 for i in range(self.jobs):
                     if i not in busy and queue:
                         cell = queue.popleft()
-                        w = self._dispatch(i, cell, options)
+                        w, why = self._dispatch(i, cell, options)
                         if w is None:
-                            yield resolved_record(cell, "crashed", self._start_error)
+                            yield resolved_record(cell, "crashed", why)
                         else:
                             busy[i] = w
                 if not busy:
