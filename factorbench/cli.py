@@ -81,6 +81,36 @@ def _parser() -> argparse.ArgumentParser:
     _add_db(p)
     p.add_argument("-o", "--output", help="HTML file (default reports/run-ID.html)")
 
+    p = sub.add_parser("compare", help="compare two runs: speed and accuracy, can gate CI")
+    p.add_argument("base", metavar="BASE", help="run id of the baseline")
+    p.add_argument("head", metavar="HEAD", help="run id to judge against it")
+    _add_db(p)
+    p.add_argument("--base-db", help="database holding BASE (default: --db)")
+    p.add_argument("-o", "--output", help="HTML file (default reports/compare-BASE-HEAD.html)")
+    p.add_argument("--fail-slower", type=float, metavar="PCT",
+                   help="exit 1 when a cell is significantly slower by more than PCT percent")
+    p.add_argument("--fail-less-accurate", type=float, metavar="FACTOR",
+                   help="exit 1 when an accuracy ratio grew by more than FACTOR, "
+                        "or a cell went from ok to failed/error/crashed")
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="significance level after Benjamini-Hochberg correction (0.05)")
+    p.add_argument("--min-effect", type=float, default=5.0, metavar="PCT",
+                   help="significant changes below PCT percent count as unchanged (5)")
+    p.add_argument("--limit", type=int, default=40, help="rows per table in the terminal (40)")
+
+    p = sub.add_parser("recommend", help="fastest implementations that meet an accuracy bound")
+    p.add_argument("--op", required=True, help="operation, e.g. lu, solve, qr, lstsq")
+    p.add_argument("--n", required=True, type=float, help="problem size n")
+    p.add_argument("--kappa", type=float, help="condition number (default: every recorded one)")
+    p.add_argument("--dtype", help="working precision (default float64)")
+    p.add_argument("--kind", help="matrix family (default: every family recorded)")
+    p.add_argument("--max-backward-ratio", type=float, metavar="R",
+                   help="bound on backward error / (max(m, n) u) (default: the run's threshold)")
+    p.add_argument("--run", metavar="RUN_ID", help="run to answer from (default: the latest "
+                                                   "run with cells of the op)")
+    _add_db(p)
+    p.add_argument("--format", default="text", help="text | json")
+
     p = sub.add_parser("export", help="export the cells of a run")
     p.add_argument("run_id", nargs="?", metavar="RUN_ID", help="default: the latest run")
     _add_db(p)
@@ -275,8 +305,113 @@ def cmd_export(args) -> int:
     return 0
 
 
+# -- compare ------------------------------------------------------------------
+def cmd_compare(args) -> int:
+    from factorbench.reports.compare import CompareOptions, compare_runs
+    from factorbench.reports.compare_render import format_table, render_compare
+    from factorbench.store import Store
+
+    base_id, head_id = _run_id(args.base), _run_id(args.head)
+    if args.fail_slower is not None and not (0 <= args.fail_slower < float("inf")):
+        raise UsageError(f"--fail-slower must be a percentage >= 0, got {args.fail_slower:g}")
+    if args.fail_less_accurate is not None and not (1 <= args.fail_less_accurate < float("inf")):
+        raise UsageError("--fail-less-accurate must be a factor >= 1, "
+                         f"got {args.fail_less_accurate:g}")
+    if not 0 < args.alpha < 1:
+        raise UsageError(f"--alpha must lie in (0, 1), got {args.alpha:g}")
+    if not 0 <= args.min_effect < float("inf"):
+        raise UsageError(f"--min-effect must be a percentage >= 0, got {args.min_effect:g}")
+    if args.limit < 1:
+        raise UsageError("--limit must be >= 1")
+    head_db = _db(args)
+    base_db = Path(args.base_db) if args.base_db else head_db
+    with Store(base_db, readonly=True) as store:
+        base_run, base_cells = store.run(base_id), store.cells([base_id])
+    with Store(head_db, readonly=True) as store:
+        head_run, head_cells = store.run(head_id), store.cells([head_id])
+    options = CompareOptions(alpha=args.alpha, min_effect=args.min_effect / 100,
+                             fail_slower=args.fail_slower,
+                             fail_less_accurate=args.fail_less_accurate)
+    cmp = compare_runs(base_run, base_cells, head_run, head_cells, options)
+    print(format_table(cmp, limit=args.limit))
+    default = Path("reports") / f"compare-{base_id}-{head_id}.html"
+    out = Path(args.output) if args.output else default
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8", newline="\n") as fh:
+        fh.write(render_compare(cmp))
+    print(f"comparison -> {out}")
+    failures = cmp.gate_failures()
+    for line in failures:
+        print(f"FAIL: {line}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+# -- recommend ----------------------------------------------------------------
+def cmd_recommend(args) -> int:
+    from factorbench.accuracy.precision import PRECISIONS
+    from factorbench.impls import OPS
+    from factorbench.reports.recommend import NoData, recommend
+    from factorbench.spec import parse_list
+    from factorbench.store import Store
+
+    op = parse_list(args.op, OPS, "op")[0]
+    if args.dtype is not None:
+        parse_list(args.dtype, PRECISIONS, "dtype")
+    if not (args.n > 0 and args.n == args.n and args.n != float("inf")):
+        raise UsageError(f"--n must be a positive size, got {args.n:g}")
+    if args.kappa is not None and not (1 <= args.kappa < float("inf")):
+        raise UsageError(f"--kappa must be a finite number >= 1, got {args.kappa:g}")
+    bound = args.max_backward_ratio
+    if bound is not None and not (0 < bound < float("inf")):
+        raise UsageError(f"--max-backward-ratio must be positive, got {bound:g}")
+    if args.format not in ("text", "json"):
+        raise UsageError(f"unknown format {args.format!r} (choose text or json)")
+    with Store(_db(args), readonly=True) as store:
+        run = store.run(_run_id(args.run)) if args.run else _latest_run_with(store, op)
+        cells = store.cells([run["run_id"]])
+    spec = json.loads(run["spec_json"] or "{}")
+    try:
+        rec = recommend(cells, op=op, n=args.n, kappa=args.kappa, dtype=args.dtype,
+                        kind=args.kind, max_backward_ratio=bound,
+                        threshold=float(spec.get("threshold") or 30.0),
+                        lowrank_threshold=float(spec.get("lowrank_threshold") or 2.0))
+    except NoData as exc:
+        print(f"factorbench: no answer: {exc} (run {run['run_id']})", file=sys.stderr)
+        return 1
+    from factorbench.reports.recommend import format_recommendation
+
+    if args.format == "json":
+        import dataclasses
+
+        out = dataclasses.asdict(rec) | {"best": rec.best and rec.best.impl,
+                                         "margin": rec.margin, "clear": rec.clear,
+                                         "run": {k: run[k] for k in ("run_id", "label", "host")}}
+        print(json.dumps(_json_safe(out), indent=2, default=str))
+    else:
+        print(format_recommendation(rec, run=run))
+    return 0 if rec.best is not None else 1
+
+
+def _json_safe(value):
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _latest_run_with(store, op: str) -> dict:
+    cells = store.cells()
+    with_op = cells.loc[cells["op"] == op, "run_id"]
+    if not with_op.empty:
+        return store.run(int(with_op.max()))
+    raise UsageError(f"{store.path}: no run has cells of {op}")
+
+
 _COMMANDS = {"list": cmd_list, "run": cmd_run, "runs": cmd_runs, "report": cmd_report,
-             "export": cmd_export}
+             "compare": cmd_compare, "recommend": cmd_recommend, "export": cmd_export}
 
 
 def _sigterm(signum, frame):
@@ -298,7 +433,8 @@ def main(argv=None) -> int:
             return 0
         if not args.command:
             raise UsageError("factorbench: a command is required "
-                             "(list, run, runs, report, export; see --help)")
+                             "(list, run, runs, report, compare, recommend, export; "
+                             "see --help)")
         if args.command == "run":
             signal.signal(signal.SIGTERM, _sigterm)
         return _COMMANDS[args.command](args)

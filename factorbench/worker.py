@@ -200,12 +200,13 @@ def run_cell(cell: dict, options: dict) -> dict:
         rec["peak_fraction"] = rec["gflops"] / peak if peak else None
     threshold = options.get("threshold", 30.0)
     lowrank_threshold = options.get("lowrank_threshold", LOWRANK_THRESHOLD)
-    ok = passed(metrics, threshold, lowrank_threshold)
+    size = max(cell["m"], cell["n"])
+    ok = passed(metrics, threshold, lowrank_threshold, size)
     rec["passed"] = ok
     if ok:
         return _fail(rec, "ok", None)
     return _fail(rec, "failed",
-                 _failure_message(metrics, limits(threshold, lowrank_threshold)))
+                 _failure_message(metrics, limits(threshold, lowrank_threshold, size)))
 
 
 def _failure_message(metrics, lim):

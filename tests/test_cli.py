@@ -59,6 +59,22 @@ def test_list_shows_every_impl(capsys):
         (["run", "--ops", ""], "empty op list"),
         (["run", "--sizes", ""], "empty size list"),
         (["run", "--kinds", ","], "empty --kinds list"),
+        (["recommend", "--op", "lux", "--n", "64"], "unknown op 'lux'"),
+        (["recommend", "--op", "lu"], "the following arguments are required: --n"),
+        (["recommend", "--op", "lu", "--n", "-5"], "--n must be a positive size"),
+        (["recommend", "--op", "lu", "--n", "nan"], "--n must be a positive size"),
+        (["recommend", "--op", "lu", "--n", "64", "--kappa", "0.5"], "--kappa must be"),
+        (["recommend", "--op", "lu", "--n", "64", "--dtype", "float63"], "did you mean float64"),
+        (["recommend", "--op", "lu", "--n", "64", "--max-backward-ratio", "0"],
+         "--max-backward-ratio must be positive"),
+        (["recommend", "--op", "lu", "--n", "64", "--db", "/no/such/x.sqlite"],
+         "no such database"),
+        (["compare", "1"], "the following arguments are required: HEAD"),
+        (["compare", "a", "2"], "run id must be an integer"),
+        (["compare", "1", "2", "--fail-slower", "-3"], "--fail-slower must be"),
+        (["compare", "1", "2", "--fail-less-accurate", "0.5"], "--fail-less-accurate must be"),
+        (["compare", "1", "2", "--alpha", "2"], "--alpha must lie in (0, 1)"),
+        (["compare", "1", "2", "--db", "/no/such/x.sqlite"], "no such database"),
     ],
 )
 def test_bad_input_one_line_exit_2(argv, match, capsys, tmp_path, monkeypatch):
@@ -184,3 +200,53 @@ def test_sigint_marks_interrupted_and_keeps_cells(tmp_path, faulty_plugin):
 def test_resume_rejects_selectors(capsys, tmp_path):
     assert main(["run", "--resume", "--sizes", "8", "--db", str(tmp_path / "x.sqlite")]) == 2
     assert "--resume continues the stored sweep" in capsys.readouterr().err
+
+
+def _sweep(db, sleep, label, plugin):
+    proc = _fb(*SLOW_RUN[:4], "lu/slow", "--sizes", "16,24", "--kappas", "1e2",
+               "--dtypes", "float64", "--kinds", "randsvd", "--min-time", "0.06",
+               "--no-progress", "--plugin", plugin, "--db", str(db), "--label", label,
+               env={"FACTORBENCH_TEST_SLEEP": str(sleep)})
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+
+
+def test_compare_flags_a_slower_impl_and_gates(tmp_path, faulty_plugin, capsys):
+    db = tmp_path / "c.sqlite"
+    _sweep(db, 0.005, "base", faulty_plugin)
+    _sweep(db, 0.010, "head", faulty_plugin)
+    out_html = tmp_path / "cmp.html"
+    assert main(["compare", "1", "2", "--db", str(db), "-o", str(out_html)]) == 0
+    out = capsys.readouterr().out
+    assert "slower" in out and "lu/slow" in out
+    assert main(["compare", "1", "2", "--db", str(db), "-o", str(out_html),
+                 "--fail-slower", "10"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("FAIL:") and "lu/slow" in err
+    # a bound above the measured slowdown (about 2x) does not fail
+    assert main(["compare", "1", "2", "--db", str(db), "-o", str(out_html),
+                 "--fail-slower", "300"]) == 0
+    assert out_html.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_recommend_answers_from_a_run(tmp_path, capsys):
+    db = tmp_path / "r.sqlite"
+    assert main(["run", "--ops", "solve", "--impls", "gesv,lu,inv", "--sizes", "16,32",
+                 "--kappas", "1e2,1e14", "--dtypes", "float64", "--kinds", "randsvd",
+                 "--min-time", "0", "--no-progress", "--db", str(db)]) == 0
+    capsys.readouterr()
+    assert main(["recommend", "--op", "solve", "--n", "30", "--kappa", "1e14",
+                 "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "n=30 -> 32" in out and "recommendation: solve/" in out
+    assert "solve/inv" in out.split("excluded:")[1]  # kappa 1e14: inv is not backward stable
+    assert main(["recommend", "--op", "solve", "--n", "32", "--format", "json",
+                 "--db", str(db)]) == 0
+    import json
+
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["n_used"] == 32 and answer["best"] in ("solve/gesv", "solve/lu")
+    assert main(["recommend", "--op", "solve", "--n", "5000", "--db", str(db)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("factorbench: no answer:") and err.count("\n") == 1
+    assert "recorded n 16..32" in err

@@ -1,8 +1,10 @@
 """Self-contained HTML report of one or more runs (design section 9).
 
 The report is a single HTML file: CSS inline, figures as inline SVG from
-matplotlib (:mod:`factorbench.reports.plots`), no script and no network
-reference, so it can be mailed, archived as a CI artifact or opened offline.
+matplotlib (:mod:`factorbench.reports.plots` and its siblings), the raw cells
+as a CSV ``data:`` link, one small inline script that sorts tables on a
+header click, and no network reference, so it can be mailed, archived as a
+CI artifact or opened offline.  Every table reads fine with scripts off.
 
 This module only shapes data for the template: it normalises the ``runs``
 and ``cells`` frames read from the store, formats numbers, and hands plain
@@ -20,6 +22,7 @@ import math
 import numbers
 import pathlib
 import shlex
+import urllib.parse
 from collections.abc import Mapping
 
 import numpy as np
@@ -27,8 +30,13 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
+from factorbench.accuracy.metrics import LOWRANK_THRESHOLD
 from factorbench.impls import OPS
-from factorbench.reports import plots
+from factorbench.reports import accuracy_plots, decision_plots, plots
+from factorbench.reports._frames import loads as _loads
+from factorbench.reports._frames import variants as _variants
+from factorbench.reports.figure import palette
+from factorbench.reports.recommend import recommendation_grid
 from factorbench.store import CELL_COLUMNS, STATUSES
 
 __all__ = ["OP_ORDER", "STATUS_ORDER", "build_report", "render_report"]
@@ -102,6 +110,8 @@ def render_report(
     cells["run_name"] = cells["run_id"].map(names)
     cells["variant"] = _variants(cells)
     multi_run = len(names) > 1
+    ceilings = _ceilings(run_frame, names)
+    rules = _pass_rules(run_frame, threshold)
 
     context = {
         "title": title or "factorbench report: " + ", ".join(names.values()),
@@ -110,11 +120,25 @@ def render_report(
         "statuses": _statuses(cells),
         "runs": [_run_view(row, names, cells) for row in run_frame.itertuples(index=False)],
         "ops": [
-            _op_view(op, cells[cells["op"] == op], threshold=threshold, multi_run=multi_run)
+            _op_view(
+                op,
+                cells[cells["op"] == op],
+                threshold=threshold,
+                multi_run=multi_run,
+                # Impls belong to one op, so a palette per op keeps each impl's
+                # colour the same on every figure and map while using the
+                # most distinct colours within a section.
+                colors=palette(cells.loc[cells["op"] == op, "variant"]),
+                ceilings=ceilings,
+                rules=rules,
+                names=names,
+            )
             for op in _ops(cells)
         ],
         "problems": _problem_rows(cells, multi_run=multi_run),
         "not_run": _not_run_groups(cells),
+        "csv_uri": _csv_uri(cells),
+        "n_cells": len(cells),
     }
     return _environment().get_template("report.html.j2").render(**context)
 
@@ -217,34 +241,6 @@ def _run_names(runs: pd.DataFrame) -> dict[int, str]:
     }
 
 
-def _variants(cells: pd.DataFrame) -> pd.Series:
-    """Impl id, suffixed with its parameters when an impl ran with several."""
-    params = cells["params_json"].map(_params_text)
-    distinct = params.groupby(cells["impl"]).transform("nunique")
-    suffixed = cells["impl"] + "[" + params + "]"
-    return suffixed.where((distinct > 1) & (params != ""), cells["impl"])
-
-
-def _params_text(params_json) -> str:
-    params = _loads(params_json, None)
-    if params is None:
-        return "" if params_json is None else str(params_json)
-    if isinstance(params, dict):
-        return ",".join(f"{k}={params[k]}" for k in sorted(params))
-    return str(params)
-
-
-def _loads(text, default):
-    if isinstance(text, dict | list):
-        return text
-    if text is None or (isinstance(text, float) and math.isnan(text)):
-        return default
-    try:
-        return json.loads(text)
-    except (TypeError, ValueError):
-        return default
-
-
 def _ops(cells: pd.DataFrame) -> list[str]:
     present = set(cells["op"])
     return [op for op in OP_ORDER if op in present] + sorted(present - set(OP_ORDER))
@@ -322,10 +318,146 @@ def _pretty_json(text) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
+# ---------------------------------------------------------- run-level facts
+
+
+def _ceilings(runs: pd.DataFrame, names: Mapping[int, str]) -> dict[tuple[str, str], float]:
+    """(run name, dtype) -> GEMM GFLOP/s measured at the start of that run."""
+    out = {}
+    for run_id, text in zip(runs["run_id"], runs["gemm_gflops_json"], strict=True):
+        gemm = _loads(text, {})
+        if isinstance(gemm, dict):
+            for dtype, rate in gemm.items():
+                if _finite(rate) and rate > 0:
+                    out[(names[int(run_id)], str(dtype))] = float(rate)
+    return out
+
+
+def _pass_rules(runs: pd.DataFrame, threshold: float) -> dict[int, tuple[float, float]]:
+    """run id -> (threshold, lowrank threshold) the run judged its cells by."""
+    out = {}
+    for run_id, text in zip(runs["run_id"], runs["spec_json"], strict=True):
+        spec = _loads(text, {})
+        spec = spec if isinstance(spec, dict) else {}
+        thr = spec.get("threshold")
+        low = spec.get("lowrank_threshold")
+        out[int(run_id)] = (
+            float(thr) if _finite(thr) else threshold,
+            float(low) if _finite(low) else LOWRANK_THRESHOLD,
+        )
+    return out
+
+
+def _csv_uri(cells: pd.DataFrame) -> str:
+    """Every stored column of every cell as a CSV download inside the page.
+
+    Numbers carry 9 significant digits and raw timing samples 7 (a
+    perf_counter sample is not more precise than that); ``factorbench
+    export`` gives the full-precision values.  Percent-encoding rather than
+    base64: CSV is mostly digits and commas, which pass through unchanged,
+    so the link is about 1.05x the CSV instead of 1.33x.
+    """
+    cols = [c for c in CELL_COLUMNS if c in cells]
+    frame = cells[cols].copy()
+    if "samples_json" in frame:
+        frame["samples_json"] = frame["samples_json"].map(_round_samples)
+    text = frame.to_csv(index=False, lineterminator="\n", float_format="%.9g")
+    return "data:text/csv;charset=utf-8," + urllib.parse.quote(text, safe=",.:;/+-_=()[]")
+
+
+def _round_samples(text):
+    samples = _loads(text, None)
+    if not isinstance(samples, list):
+        return text
+    return "[" + ",".join(f"{float(x):.7g}" if _finite(x) else "null" for x in samples) + "]"
+
+
+# ------------------------------------------------------- recommendation map
+
+_DTYPE_ORDER = ("float64", "float32", "complex128", "complex64", "bfloat16", "float16")
+
+
+def _dtypes(cells: pd.DataFrame) -> list[str]:
+    present = set(cells["dtype"])
+    return [d for d in _DTYPE_ORDER if d in present] + sorted(present - set(_DTYPE_ORDER))
+
+
+def _recommendation_maps(op, cells, *, colors, rules, names) -> list[dict]:
+    """Per run and dtype: the fastest impl meeting the run's pass rule at
+    every recorded (n, kappa), pooled over families, then per family when
+    the op sweeps several.  Built by :func:`recommendation_grid`, the same
+    code that answers ``factorbench recommend``."""
+    maps = []
+    for run_id in dict.fromkeys(cells["run_id"]):
+        run_cells = cells[cells["run_id"] == run_id]
+        threshold, lowrank = rules.get(int(run_id), (30.0, LOWRANK_THRESHOLD))
+        kinds = sorted(set(run_cells.loc[run_cells["kind"] != "", "kind"]))
+        for dtype in _dtypes(run_cells):
+            for kind in [None, *kinds] if len(kinds) > 1 else [None]:
+                sizes, kappas, answers = recommendation_grid(
+                    run_cells, op=op, dtype=dtype, kind=kind, threshold=threshold,
+                    lowrank_threshold=lowrank)
+                if not sizes:
+                    continue
+                maps.append({
+                    "run": names[int(run_id)],
+                    "dtype": dtype,
+                    "kind": kind,
+                    "threshold": f"{threshold:g}",
+                    "kappas": ["every kappa" if k is None else f"{k:.0e}" for k in kappas],
+                    "rows": [
+                        {"n": n, "cells": [_map_cell(answers[(n, k)], colors) for k in kappas]}
+                        for n in sizes
+                    ],
+                })
+    return maps
+
+
+def _map_cell(rec, colors) -> dict:
+    if rec is None:
+        return {"kind": "empty", "text": _DASH, "detail": "", "title": "nothing ran here"}
+    evidence = [
+        f"{i}. {c.impl}: {_fmt_time_ci(c.time_s, c.ci_low_s, c.ci_high_s)}, "
+        f"worst backward ratio {_fmt_g(c.worst_backward_ratio)}, {c.cells} cell(s)"
+        for i, c in enumerate(rec.ranked, 1)
+    ] + [f"excluded {c.impl}: {c.reason}" for c in rec.excluded]
+    title = "\n".join(evidence)
+    if rec.best is None:
+        return {"kind": "none", "text": "none passes", "detail": "", "title": title}
+    margin = rec.margin
+    if not math.isfinite(margin):
+        detail = "only one"
+    else:
+        detail = f"\u00d7{margin:.2g}" + ("" if rec.clear else " \u2248")
+    return {
+        "kind": "best",
+        "text": rec.best.impl,
+        "detail": detail,
+        "color": _hex(colors.get(rec.best.impl)),
+        "title": title,
+    }
+
+
+def _hex(color) -> str:
+    from matplotlib.colors import to_hex
+
+    return to_hex(color) if color is not None else "#888888"
+
+
 # ------------------------------------------------------------------- per op
 
 
-def _op_view(op: str, cells: pd.DataFrame, *, threshold: float, multi_run: bool) -> dict:
+def _op_view(
+    op: str,
+    cells: pd.DataFrame,
+    *,
+    threshold: float,
+    multi_run: bool,
+    colors: Mapping,
+    ceilings: Mapping,
+    rules: Mapping,
+    names: Mapping[int, str],
+) -> dict:
     slug = "".join(c if c.isalnum() else "-" for c in op)
     counts = cells["status"].value_counts()
     return {
@@ -333,19 +465,46 @@ def _op_view(op: str, cells: pd.DataFrame, *, threshold: float, multi_run: bool)
         "anchor": f"op-{slug}",
         "n_cells": len(cells),
         "counts": [(s, int(counts[s])) for s in _statuses(cells) if s in counts],
-        "plots": [
-            _plot_view(plots.time_vs_n(cells, fig_id=f"{slug}-time", title="Time vs n")),
-            _plot_view(
-                plots.backward_ratio_vs_kappa(
-                    cells,
-                    fig_id=f"{slug}-bwd",
-                    threshold=threshold,
-                    title="Backward error ratio vs kappa",
-                )
-            ),
-        ],
+        "plots": [_plot_view(p) for p in _op_plots(op, cells, slug, threshold, colors, ceilings)],
+        "maps": _recommendation_maps(op, cells, colors=colors, rules=rules, names=names),
         "rows": _cell_rows(cells, multi_run=multi_run),
     }
+
+
+def _has(cells: pd.DataFrame, col: str) -> bool:
+    return bool(cells[col].notna().any()) if col in cells else False
+
+
+def _op_plots(op, cells, slug, threshold, colors, ceilings) -> list[plots.Plot]:
+    """The figures that apply to this op: a metric the op never records
+    gets no empty box."""
+    out = [plots.time_vs_n(cells, fig_id=f"{slug}-time", title="Time vs n", colors=colors)]
+    if _has(cells, "gflops"):
+        out.append(plots.gflops_vs_n(cells, fig_id=f"{slug}-gflops", ceilings=ceilings,
+                                     title="GFLOP/s vs n, with the GEMM ceiling",
+                                     colors=colors))
+    if _has(cells, "backward_ratio") or (cells["status"] == "failed").any():
+        out.append(accuracy_plots.backward_ratio_vs_kappa(
+            cells, fig_id=f"{slug}-bwd", threshold=threshold,
+            title="Backward error ratio vs kappa", colors=colors))
+    if _has(cells, "forward_error"):
+        out.append(accuracy_plots.forward_error_vs_kappa(
+            cells, fig_id=f"{slug}-fwd", title="Forward error vs kappa", colors=colors))
+    if _has(cells, "orthogonality_loss"):
+        out.append(accuracy_plots.orthogonality_vs_kappa(
+            cells, fig_id=f"{slug}-orth", title="Orthogonality loss vs kappa", colors=colors))
+    if op == "lu" or _has(cells, "growth_factor") or _has(cells, "growth_factor_exact"):
+        out.append(accuracy_plots.growth_vs_n(
+            cells, fig_id=f"{slug}-growth", title="Growth factor vs n", colors=colors))
+    if _has(cells, "lowrank_error_ratio"):
+        out.append(accuracy_plots.lowrank_vs_rank(
+            cells, fig_id=f"{slug}-lowrank", title="Low-rank error ratio vs rank",
+            colors=colors))
+    if _has(cells, "time_median_s") and _has(cells, "backward_ratio"):
+        out.append(decision_plots.pareto(
+            cells, fig_id=f"{slug}-pareto", threshold=threshold,
+            title="Time vs backward ratio per (n, dtype): Pareto front", colors=colors))
+    return out
 
 
 def _plot_view(plot: plots.Plot) -> dict:
@@ -392,9 +551,29 @@ def _cell_rows(cells: pd.DataFrame, *, multi_run: bool) -> list[dict]:
                 "orthogonality_ratio": _fmt_g(c.orthogonality_ratio),
                 "growth": _fmt_g(growth),
                 "forward_ratio": _fmt_g(c.kappa_scaled_error),
+                # Raw values for the table sorter; NaN sorts last.
+                "sortkeys": {
+                    "size": _key(c.n),
+                    "kappa": _key(c.kappa_actual if _finite(c.kappa_actual) else c.kappa),
+                    "time": _key(c.time_median_s),
+                    "gflops": _key(c.gflops),
+                    "backward_ratio": _key(c.backward_ratio),
+                    "orthogonality_ratio": _key(c.orthogonality_ratio),
+                    "growth": _key(growth),
+                    "forward_ratio": _key(c.kappa_scaled_error),
+                },
             }
         )
     return rows
+
+
+def _key(x) -> str:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return ""
+    # Six significant digits order any two values a reader could tell apart.
+    return "" if math.isnan(x) else f"{x:.6g}"
 
 
 # ----------------------------------------------------------------- failures
