@@ -94,8 +94,10 @@ def _parser() -> argparse.ArgumentParser:
                         "or a cell went from ok to failed/error/crashed")
     p.add_argument("--alpha", type=float, default=0.05,
                    help="significance level after Benjamini-Hochberg correction (0.05)")
-    p.add_argument("--min-effect", type=float, default=5.0, metavar="PCT",
-                   help="significant changes below PCT percent count as unchanged (5)")
+    p.add_argument("--min-effect", type=float, default=10.0, metavar="PCT",
+                   help="smallest noise floor: significant changes below PCT percent, or "
+                        "below 3 robust standard deviations of the run-to-run change "
+                        "across cells, count as unchanged (10)")
     p.add_argument("--limit", type=int, default=40, help="rows per table in the terminal (40)")
 
     p = sub.add_parser("recommend", help="fastest implementations that meet an accuracy bound")

@@ -46,14 +46,14 @@ Speed verdicts (``speed_verdict``):
 
 ``slower``
     significant (adjusted p <= alpha), Cliff's delta > 0 and
-    ``head/base - 1 > min_effect``.
+    ``head/base - 1 > floor`` (the noise floor below).
 ``faster``
-    significant, Cliff's delta < 0 and ``base/head - 1 > min_effect``.
+    significant, Cliff's delta < 0 and ``base/head - 1 > floor``.
 ``same``
     the median change is within the noise floor (``head/base - 1 <=
-    min_effect`` and ``base/head - 1 <= min_effect``), whether significant or
-    not: a significant 2% shift is usually machine drift (frequency,
-    thermals), not code.
+    floor`` and ``base/head - 1 <= floor``), whether significant or not: a
+    significant 2% shift is usually machine drift (frequency, thermals), not
+    code.
 ``inconclusive``
     the test could not see a change: too few samples to ever reach alpha,
     timings without raw samples, or *not significant although the medians
@@ -64,16 +64,29 @@ Speed verdicts (``speed_verdict``):
     no timing in one of the runs (error, crash, timeout, skipped...).
 
 The test compares the calls of one run with the calls of the other, so it
-sees the noise *within* a run, not the variation *between* runs (clock
-frequency, thermal state, other load, memory placement): two runs of the
-same code on a busy machine can differ significantly, typically by a few
-percent in the same direction for every cell.  ``min_effect`` is the floor
-below which such shifts are not reported, and the header shows the median
-change over all cells next to the change of each run's GEMM ceiling, so that
-a machine-wide shift can be told from a code change.
+sees the noise *within* a run (samples taken back to back, a fraction of a
+second apart), not the variation *between* runs (clock frequency, thermal
+state, other tenants of a virtual machine, memory placement).  On the 2-core
+reference VM two runs of the same code differ per cell by a robust standard
+deviation of 2-8%, with occasional single cells 15-140% off, and a cell's
+burst of samples is then significant by any within-run test.  Hence a noise
+floor: a cell is ``slower`` or ``faster`` only when its change also exceeds
 
-The two thresholds are symmetric in log scale: ``speedup < 1/(1 +
-min_effect)`` is slower, ``speedup > 1 + min_effect`` is faster.  Very short
+    floor = max(min_effect, exp(noise_sigmas * spread) - 1),
+
+where ``spread`` is the robust standard deviation (1.4826 x MAD) of
+log(head/base) across all cells timed in both runs (at least
+:data:`MIN_NOISE_CELLS`).  Most cells of a sweep are untouched by any one
+change, so their spread measures the run-to-run noise, much as
+normalisation does in high-throughput screens; the median absolute deviation
+ignores the few cells that did change.  The header also shows the median
+change over all cells next to the change of each run's GEMM ceiling, so that
+a machine-wide shift can be told from a code change.  Single cells that
+moved with the machine's hiccups can still pass the floor; re-running the
+flagged cells (or both runs with ``--seeds``/more ``--min-time``) settles it.
+
+The two thresholds are symmetric in log scale: ``speedup < 1/(1 + floor)``
+is slower, ``speedup > 1 + floor`` is faster.  Very short
 cells (``time_base_s`` below a millisecond) are noisier; they are not treated
 specially here, so a caller can filter on ``time_base_s``.
 
@@ -167,6 +180,7 @@ __all__ = [
     "ACCURACY_VERDICTS",
     "compare_runs",
     "min_attainable_p",
+    "run_to_run_noise",
 ]
 
 #: Speed verdicts, in the order they are counted.
@@ -243,16 +257,22 @@ class CompareOptions:
         Significance level of the speed test, applied to the
         Benjamini-Hochberg adjusted p-values (a false discovery rate).
     min_effect : float
-        Noise floor: a significant change of the median time smaller than
-        this fraction (0.05: 5%) is reported as ``same``.
+        Smallest noise floor: a significant change of the median time
+        smaller than this fraction (default 0.10, asv's ``--factor 1.1``) is
+        reported as ``same``.  The floor actually used is the larger of this
+        and ``noise_sigmas`` robust standard deviations of the run-to-run
+        change measured across the cells (see the module docstring).
+    noise_sigmas : float
+        Width of the estimated run-to-run noise band; 0 turns the estimate
+        off.
     accuracy_factor : float
         A floored accuracy ratio head/base above this factor is reported as
         ``less_accurate`` when no accuracy gate is set.
     fail_slower : float or None
         Speed gate, in percent: fail when a cell is ``slower`` by more than
         this, or went from ``ok`` to ``timeout``.  Since ``slower`` already
-        requires a change beyond ``min_effect``, the effective bound is
-        ``max(fail_slower / 100, min_effect)``.  None: no speed gate.
+        requires a change beyond the noise floor, the effective bound is
+        ``max(fail_slower / 100, floor)``.  None: no speed gate.
     fail_less_accurate : float or None
         Accuracy gate, a factor >= 1: fail when a cell's floored accuracy
         ratio exceeds it, or a cell went from ``ok`` to ``failed``, ``error``
@@ -261,16 +281,19 @@ class CompareOptions:
     """
 
     alpha: float = 0.05
-    min_effect: float = 0.05
+    min_effect: float = 0.10
     fail_slower: float | None = None
     fail_less_accurate: float | None = None
     accuracy_factor: float = 2.0
+    noise_sigmas: float = 3.0
 
     def __post_init__(self):
         if not (_real(self.alpha) and 0 < self.alpha < 1):
             raise ValueError(f"alpha must lie in (0, 1), got {self.alpha!r}")
         if not (_real(self.min_effect) and 0 <= self.min_effect < math.inf):
             raise ValueError(f"min_effect must be a finite fraction >= 0, got {self.min_effect!r}")
+        if not (_real(self.noise_sigmas) and 0 <= self.noise_sigmas < math.inf):
+            raise ValueError(f"noise_sigmas must be finite and >= 0, got {self.noise_sigmas!r}")
         if not (_real(self.accuracy_factor) and 1 <= self.accuracy_factor < math.inf):
             raise ValueError(f"accuracy_factor must be finite and >= 1, got "
                              f"{self.accuracy_factor!r}")
@@ -320,6 +343,11 @@ class Comparison:
         Cells present in one run only: ``cell_key, op, impl, dtype, kind, m,
         n, kappa, seed, params_json, status``, in the same order.
     options : CompareOptions
+    noise : dict
+        The run-to-run noise estimate behind the speed verdicts: ``floor``
+        (the noise floor used, a fraction), ``spread`` (robust standard
+        deviation of log(head/base) across cells, NaN when too few cells),
+        ``drift`` (median change over those cells) and ``cells`` (how many).
     """
 
     base_run: dict
@@ -328,15 +356,16 @@ class Comparison:
     base_only: pd.DataFrame
     head_only: pd.DataFrame
     options: CompareOptions = field(default_factory=CompareOptions)
+    noise: dict = field(default_factory=dict)
 
     @property
     def slower(self) -> pd.DataFrame:
-        """Significant speed regressions beyond ``min_effect``, largest change first."""
+        """Significant speed regressions beyond the noise floor, largest change first."""
         return self._worst_first(self.rows["speed_verdict"] == "slower", "change")
 
     @property
     def faster(self) -> pd.DataFrame:
-        """Significant speedups beyond ``min_effect``, largest speedup first."""
+        """Significant speedups beyond the noise floor, largest speedup first."""
         return self._worst_first(self.rows["speed_verdict"] == "faster", "speedup")
 
     @property
@@ -486,7 +515,7 @@ def compare_runs(
     for side, suffix in (("base", "_b"), ("head", "_h")):
         rows[f"status_{side}"] = merged[f"status{suffix}"]
         rows[f"message_{side}"] = merged[f"message{suffix}"]
-    _speed(rows, merged, options)
+    noise = _speed(rows, merged, options)
     _accuracy(rows, merged, options)
     rows = rows[list(ROW_COLUMNS)]
     return Comparison(
@@ -496,6 +525,7 @@ def compare_runs(
         base_only=base_only.reset_index(drop=True),
         head_only=head_only.reset_index(drop=True),
         options=options,
+        noise=noise,
     )
 
 
@@ -581,7 +611,42 @@ def _median_time(median, samples: np.ndarray) -> float:
     return t if _finite(t) and t > 0 else math.nan
 
 
-def _speed(rows: pd.DataFrame, merged: pd.DataFrame, options: CompareOptions) -> None:
+#: Fewest timed cells from which the run-to-run spread is estimated.
+MIN_NOISE_CELLS = 12
+
+
+def run_to_run_noise(speedup, *, min_effect: float, sigmas: float) -> dict:
+    """Noise floor from the spread of per-cell changes between two runs.
+
+    Parameters
+    ----------
+    speedup : array_like
+        base/head median time of every cell timed in both runs.
+    min_effect, sigmas : float
+        The floor is ``max(min_effect, exp(sigmas * spread) - 1)``.
+
+    Returns
+    -------
+    dict
+        ``floor``, ``spread`` (1.4826 x the median absolute deviation of
+        log(head/base), a robust standard deviation), ``drift`` (the median
+        change) and ``cells``.  With fewer than :data:`MIN_NOISE_CELLS`
+        cells the spread is NaN and the floor is ``min_effect``.
+    """
+    s = np.asarray(speedup, dtype=float)
+    r = -np.log(s[np.isfinite(s) & (s > 0)])
+    out = {"floor": float(min_effect), "spread": math.nan, "drift": math.nan,
+           "cells": int(r.size)}
+    if r.size:
+        out["drift"] = math.expm1(float(np.median(r)))
+    if r.size >= MIN_NOISE_CELLS and sigmas > 0:
+        spread = 1.4826 * float(np.median(np.abs(r - np.median(r))))
+        out["spread"] = spread
+        out["floor"] = max(float(min_effect), math.expm1(sigmas * spread))
+    return out
+
+
+def _speed(rows: pd.DataFrame, merged: pd.DataFrame, options: CompareOptions) -> dict:
     n = len(rows)
     t_b, t_h = np.full(n, np.nan), np.full(n, np.nan)
     n_b, n_h = np.zeros(n, dtype=int), np.zeros(n, dtype=int)
@@ -612,8 +677,11 @@ def _speed(rows: pd.DataFrame, merged: pd.DataFrame, options: CompareOptions) ->
         speedup = np.where(timed, t_b / t_h, np.nan)
         change = np.where(timed, t_h / t_b - 1.0, np.nan)
     significant = testable & (p_adj <= options.alpha)
-    up = change > options.min_effect               # head slower beyond the noise floor
-    down = speedup - 1.0 > options.min_effect      # head faster beyond the noise floor
+    noise = run_to_run_noise(speedup[timed], min_effect=options.min_effect,
+                             sigmas=options.noise_sigmas)
+    floor = noise["floor"]
+    up = change > floor               # head slower beyond the noise floor
+    down = speedup - 1.0 > floor      # head faster beyond the noise floor
     verdict = np.full(n, "n/a", dtype=object)
     verdict[timed] = "inconclusive"
     verdict[timed & testable & ~up & ~down] = "same"
@@ -639,6 +707,7 @@ def _speed(rows: pd.DataFrame, merged: pd.DataFrame, options: CompareOptions) ->
     rows["noisy"] = (merged["unstable_b"] == 1).to_numpy() | (merged["unstable_h"] == 1).to_numpy()
     rows["concurrent"] = ((merged["concurrent_b"] == 1).to_numpy()
                           | (merged["concurrent_h"] == 1).to_numpy())
+    return noise
 
 
 def _nan_marked(nan_columns: pd.Series, column: str) -> np.ndarray:

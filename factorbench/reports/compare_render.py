@@ -117,9 +117,10 @@ def _summary(cmp: Comparison) -> dict:
     if conc:
         notes.append(f"{conc} matched cell{_s(conc)} were timed while other cells ran "
                      "(process/dask executor): their speed comparison is unreliable")
-    if opts.fail_slower is not None and opts.fail_slower / 100 < opts.min_effect:
+    floor = _floor(cmp)
+    if opts.fail_slower is not None and opts.fail_slower / 100 < floor:
         notes.append(f"--fail-slower {opts.fail_slower:g}% is below the noise floor "
-                     f"{opts.min_effect:.0%}: the speed gate acts at {opts.min_effect:.0%}")
+                     f"{floor:.0%}: the speed gate acts at {floor:.0%}")
 
     overall, shifted = _overall(cmp, base, head)
     if shifted:
@@ -167,11 +168,25 @@ def _summary(cmp: Comparison) -> dict:
         "method": (
             f"speed: two-sided Mann-Whitney U on the raw samples, Benjamini-Hochberg over "
             f"{counts['tested']} testable cell{_s(counts['tested'])} at alpha = {opts.alpha:g}, "
-            f"noise floor {opts.min_effect:.0%}; effect = Cliff's delta (> 0: head slower). "
+            f"noise floor {_noise_text(cmp)}; effect = Cliff's delta (> 0: head slower). "
             f"accuracy: floored ratio head/base (u-scaled ratios floored at 1, forward error "
             f"at u), reported beyond {opts.accuracy_threshold:g}x."
         ),
     }
+
+
+def _floor(cmp: Comparison) -> float:
+    """The noise floor the speed verdicts used."""
+    return float(cmp.noise.get("floor", cmp.options.min_effect))
+
+
+def _noise_text(cmp: Comparison) -> str:
+    floor, spread = _floor(cmp), cmp.noise.get("spread", math.nan)
+    if not _finite(spread):
+        return f"{floor:.0%} (--min-effect)"
+    return (f"{floor:.0%} = max(--min-effect {cmp.options.min_effect:.0%}, "
+            f"{cmp.options.noise_sigmas:g} x run-to-run spread {spread:.1%} "
+            f"over {cmp.noise['cells']} cells)")
 
 
 def _overall(cmp: Comparison, base: dict, head: dict) -> tuple[str, bool]:
@@ -185,7 +200,7 @@ def _overall(cmp: Comparison, base: dict, head: dict) -> tuple[str, bool]:
     speedup = cmp.rows["speedup"].to_numpy(float)
     speedup = speedup[np.isfinite(speedup) & (speedup > 0)]
     parts, large = [], False
-    floor = cmp.options.min_effect / 2
+    floor = _floor(cmp) / 2
     if speedup.size:
         common = math.exp(-float(np.median(np.log(speedup)))) - 1.0
         large = speedup.size >= 5 and abs(common) > floor
@@ -408,7 +423,7 @@ def render_compare(cmp: Comparison) -> str:
         slug = "".join(ch if ch.isalnum() else "-" for ch in op)
         svg, notes = _compare_plot.speedup_figure(
             rows[rows["op"] == op], fig_id=f"cmp-{slug}", alpha=cmp.options.alpha,
-            min_effect=cmp.options.min_effect, title=f"{op}: speedup (base / head median time)",
+            min_effect=_floor(cmp), title=f"{op}: speedup (base / head median time)",
         )
         figures.append({"op": op, "svg": Markup(svg) if svg else None, "notes": notes})
     context = {
@@ -422,7 +437,7 @@ def render_compare(cmp: Comparison) -> str:
         "cells": [_html_row(r) for r in rows.itertuples(index=False)],
         "base_only": [_html_unmatched(r) for r in cmp.base_only.itertuples(index=False)],
         "head_only": [_html_unmatched(r) for r in cmp.head_only.itertuples(index=False)],
-        "min_effect": f"{cmp.options.min_effect:.0%}",
+        "min_effect": f"{_floor(cmp):.0%}",
         "alpha": f"{cmp.options.alpha:g}",
         "factor": f"{cmp.options.accuracy_threshold:g}",
     }

@@ -412,3 +412,39 @@ def test_fit_exponent_needs_two_sizes():
     assert math.isnan(fit_exponent([], []))
     # Non-positive and non-finite points are ignored, not propagated.
     assert fit_exponent([0, 10, 100, 1000], [1.0, 1.0, 100.0, np.nan]) == pytest.approx(2.0)
+
+
+def test_report_of_a_stored_run_has_every_section(tmp_path):
+    """A real (tiny) sweep through the store: every section renders, the
+    label is escaped wherever it appears, and the map agrees with recommend."""
+    from factorbench.cli import main
+    from factorbench.reports.recommend import recommend
+    from factorbench.store import Store
+
+    db = tmp_path / "s.sqlite"
+    assert main(["run", "--ops", "lu,qr,solve,lowrank", "--impls",
+                 "lu/lapack,lu/gepp,lu/nopivot,qr/lapack,qr/cgs,solve/gesv,solve/inv,"
+                 "lowrank/gesdd", "--sizes", "16,32", "--kappas", "1e2,1e12",
+                 "--dtypes", "float64", "--min-time", "0", "--no-progress",
+                 "--db", str(db), "--label", XSS]) == 0
+    store = Store(db, readonly=True)
+    runs, cells = store.runs(), store.cells()
+    text = render_report(runs, cells)
+    assert XSS not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    for anchor in ("summary", "op-lu", "op-qr", "op-solve", "op-lowrank", "failures"):
+        assert f'<section id="{anchor}">' in text
+    lu = _section(text, "op-lu")
+    for caption in ("Time vs n", "GFLOP/s vs n", "Backward error ratio vs kappa",
+                    "Growth factor vs n", "Pareto front", "Recommendation map"):
+        assert caption in lu, caption
+    assert "Orthogonality loss vs kappa" in _section(text, "op-qr")
+    assert "Forward error vs kappa" in _section(text, "op-solve")
+    assert "Low-rank error ratio vs rank" in _section(text, "op-lowrank")
+    assert 'download="factorbench-cells.csv" href="data:text/csv' in text
+    # qr/cgs loses orthogonality at kappa 1e12: a failure with its message
+    assert "orthogonality_ratio=" in _section(text, "failures")
+    # the map's winner at (32, 1e12) is what recommend says
+    best = recommend(cells, op="solve", n=32, kappa=1e12, kind="randsvd").best.impl
+    solve = _section(text, "op-solve")
+    row32 = solve[solve.index("<th class=\"num\">32</th>"):]
+    assert best in row32[: row32.index("</tr>")]

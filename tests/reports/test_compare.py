@@ -193,7 +193,7 @@ def test_small_significant_change_is_same_and_noisy_large_change_inconclusive():
 
     b = _cell("k", [0.010, 0.030, 0.011, 0.029, 0.012, 0.028])
     h = _cell("k", [0.012, 0.031, 0.013, 0.030, 0.014, 0.033])
-    row = _compare([b], [h]).rows.iloc[0]
+    row = _compare([b], [h], CompareOptions(min_effect=0.05)).rows.iloc[0]
     assert not row["significant"] and abs(row["change"]) > 0.05
     assert row["speed_verdict"] == "inconclusive"
 
@@ -462,3 +462,23 @@ def test_html_escapes_labels_and_is_deterministic():
     assert 'class="sortable"' in html
     for line in cmp.gate_failures():
         assert str(html_escape(line)) in html
+
+
+def test_noise_floor_follows_the_run_to_run_spread():
+    """Each cell of the head run is shifted by its own run-to-run factor
+    (robust sd 5%), which no within-run test can see; one cell is really 40%
+    slower.  The floor estimated across cells keeps the noise out."""
+    rng = np.random.default_rng(11)
+    base, head = [], []
+    for i in range(200):
+        shift = 1.0 + (0.4 if i == 7 else 0.0)
+        shift *= math.exp(rng.normal(0.0, 0.05))
+        base.append(_cell(f"c{i}", _lognormal(rng, 0.02, 15, 0.01)))
+        head.append(_cell(f"c{i}", _lognormal(rng, 0.02 * shift, 15, 0.01)))
+    cmp = _compare(base, head)
+    assert 0.03 < cmp.noise["spread"] < 0.07 and cmp.noise["cells"] == 200
+    assert cmp.noise["floor"] == pytest.approx(math.expm1(3 * cmp.noise["spread"]))
+    assert list(cmp.slower["cell_key"]) == ["c7"]
+    # without the estimate, the same data flags run-to-run noise as regressions
+    naive = _compare(base, head, CompareOptions(min_effect=0.05, noise_sigmas=0))
+    assert len(naive.slower) > 3
