@@ -75,11 +75,13 @@ floor: a cell is ``slower`` or ``faster`` only when its change also exceeds
     floor = max(min_effect, exp(noise_sigmas * spread) - 1),
 
 where ``spread`` is the robust standard deviation (1.4826 x MAD) of
-log(head/base) across all cells timed in both runs (at least
-:data:`MIN_NOISE_CELLS`).  Most cells of a sweep are untouched by any one
-change, so their spread measures the run-to-run noise, much as
-normalisation does in high-throughput screens; the median absolute deviation
-ignores the few cells that did change.  The header also shows the median
+log(head/base) across the cells timed in both runs (at least
+:data:`MIN_NOISE_CELLS`), *leaving out the cells of the impl being judged*.
+Most cells of a sweep are untouched by any one change, so their spread
+measures the run-to-run noise, much as normalisation does in high-throughput
+screens; the median absolute deviation ignores the few other cells that did
+change, and leaving the impl's own cells out keeps a change to that impl
+(which moves all its cells together) from widening its own floor.  The header also shows the median
 change over all cells next to the change of each run's GEMM ceiling, so that
 a machine-wide shift can be told from a code change.  Single cells that
 moved with the machine's hiccups can still pass the floor; re-running the
@@ -221,6 +223,7 @@ ROW_COLUMNS = (
     "p_adjusted",
     "effect",
     "significant",
+    "noise_floor",
     "speed_verdict",
     "gflops_base",
     "gflops_head",
@@ -344,10 +347,11 @@ class Comparison:
         n, kappa, seed, params_json, status``, in the same order.
     options : CompareOptions
     noise : dict
-        The run-to-run noise estimate behind the speed verdicts: ``floor``
-        (the noise floor used, a fraction), ``spread`` (robust standard
-        deviation of log(head/base) across cells, NaN when too few cells),
-        ``drift`` (median change over those cells) and ``cells`` (how many).
+        The run-to-run noise estimate over all cells timed in both runs:
+        ``floor`` (a fraction), ``spread`` (robust standard deviation of
+        log(head/base), NaN when too few cells), ``drift`` (median change),
+        ``cells`` (how many) and ``per_impl`` (impl -> the floor its cells
+        were judged by, estimated without them; column ``noise_floor``).
     """
 
     base_run: dict
@@ -621,7 +625,7 @@ def run_to_run_noise(speedup, *, min_effect: float, sigmas: float) -> dict:
     Parameters
     ----------
     speedup : array_like
-        base/head median time of every cell timed in both runs.
+        base/head median time of the cells the noise is estimated from.
     min_effect, sigmas : float
         The floor is ``max(min_effect, exp(sigmas * spread) - 1)``.
 
@@ -644,6 +648,26 @@ def run_to_run_noise(speedup, *, min_effect: float, sigmas: float) -> dict:
         out["spread"] = spread
         out["floor"] = max(float(min_effect), math.expm1(sigmas * spread))
     return out
+
+
+def _noise_floors(variants: np.ndarray, speedup: np.ndarray, timed: np.ndarray,
+                  options: CompareOptions) -> tuple[np.ndarray, dict]:
+    """Per-cell noise floor, estimated for each impl from the *other* impls'
+    cells: a change usually touches one impl, and its own cells (all moved
+    together) would inflate the spread and hide exactly that change."""
+    overall = run_to_run_noise(speedup[timed], min_effect=options.min_effect,
+                               sigmas=options.noise_sigmas)
+    floors = np.full(speedup.shape, overall["floor"])
+    per_impl = {}
+    for v in np.unique(variants[timed]):
+        others = timed & (variants != v)
+        est = run_to_run_noise(speedup[others], min_effect=options.min_effect,
+                               sigmas=options.noise_sigmas)
+        if math.isfinite(est["spread"]):
+            floors[variants == v] = est["floor"]
+            per_impl[str(v)] = est["floor"]
+    overall["per_impl"] = per_impl
+    return floors, overall
 
 
 def _speed(rows: pd.DataFrame, merged: pd.DataFrame, options: CompareOptions) -> dict:
@@ -677,9 +701,7 @@ def _speed(rows: pd.DataFrame, merged: pd.DataFrame, options: CompareOptions) ->
         speedup = np.where(timed, t_b / t_h, np.nan)
         change = np.where(timed, t_h / t_b - 1.0, np.nan)
     significant = testable & (p_adj <= options.alpha)
-    noise = run_to_run_noise(speedup[timed], min_effect=options.min_effect,
-                             sigmas=options.noise_sigmas)
-    floor = noise["floor"]
+    floor, noise = _noise_floors(rows["variant"].to_numpy(object), speedup, timed, options)
     up = change > floor               # head slower beyond the noise floor
     down = speedup - 1.0 > floor      # head faster beyond the noise floor
     verdict = np.full(n, "n/a", dtype=object)
@@ -699,6 +721,7 @@ def _speed(rows: pd.DataFrame, merged: pd.DataFrame, options: CompareOptions) ->
     rows["speedup"], rows["change"] = speedup, change
     rows["p_value"], rows["p_adjusted"], rows["effect"] = p, p_adj, effect
     rows["significant"] = significant
+    rows["noise_floor"] = floor
     rows["speed_verdict"] = verdict
     rows["gflops_base"] = merged["gflops_b"].to_numpy(float)
     rows["gflops_head"] = merged["gflops_h"].to_numpy(float)
