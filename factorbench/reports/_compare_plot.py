@@ -28,6 +28,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, NullLocator
 
+from factorbench.reports.figure import palette
+
 _RC = {
     "svg.hashsalt": "factorbench-compare",
     "svg.fonttype": "none",
@@ -63,7 +65,8 @@ def speedup_figure(rows: pd.DataFrame, *, fig_id: str, alpha: float, min_effect:
     fig_id : str
         Prefix of every id in the SVG (unique within the page).
     alpha, min_effect : float
-        Significance level and noise floor of the comparison.
+        Significance level, and the noise floor of impls whose rows carry no
+        ``noise_floor`` column.
     title : str
         Axes title.
 
@@ -90,8 +93,13 @@ def speedup_figure(rows: pd.DataFrame, *, fig_id: str, alpha: float, min_effect:
     significant = data["significant"].to_numpy(bool)
     variants = sorted(set(data["variant"]))
     dtypes = sorted(set(data["dtype"]))
-    cmap = matplotlib.colormaps["tab10" if len(variants) <= 10 else "tab20"]
-    colors = {v: cmap(i % cmap.N) for i, v in enumerate(variants)}
+    colors = palette(variants)
+    # The floor the verdicts used, from the rows when they carry it.
+    floors = {v: min_effect for v in variants}
+    if "noise_floor" in data:
+        for v, f in data.groupby("variant")["noise_floor"].max().items():
+            if np.isfinite(f):
+                floors[v] = float(f)
     extra = [d for d in dtypes if d not in _DTYPE_MARKERS]
     markers = {**_DTYPE_MARKERS, **{d: _EXTRA_MARKERS[i % len(_EXTRA_MARKERS)]
                                     for i, d in enumerate(extra)}}
@@ -101,10 +109,11 @@ def speedup_figure(rows: pd.DataFrame, *, fig_id: str, alpha: float, min_effect:
         ax = fig.add_subplot()
         ax.set_xscale("log")
         ax.set_yscale("log")
-        hi_floor = 1.0 + min_effect
+        hi_floor = 1.0 + max(floors.values())
         ax.axhline(1.0, color="0.3", linewidth=0.8, zorder=1)
-        for level in (hi_floor, 1.0 / hi_floor):
-            ax.axhline(level, color="0.5", linewidth=0.7, linestyle="--", zorder=1)
+        for f in sorted(set(floors.values())):
+            for level in (1.0 + f, 1.0 / (1.0 + f)):
+                ax.axhline(level, color="0.5", linewidth=0.7, linestyle="--", zorder=1)
         variant = data["variant"].to_numpy(object)
         dtype = data["dtype"].to_numpy(object)
         for v in variants:
@@ -144,7 +153,7 @@ def speedup_figure(rows: pd.DataFrame, *, fig_id: str, alpha: float, min_effect:
             Line2D([], [], linestyle="none", marker="o", color="0.3", markerfacecolor="none",
                    label="hollow: not significant"),
             Line2D([], [], color="0.5", linestyle="--",
-                   label=f"noise floor \u00b1{min_effect:.0%}"),
+                   label=f"noise floor \u00b1{max(floors.values()):.0%}"),
         ]
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0),
                   frameon=False, borderaxespad=0)

@@ -75,13 +75,13 @@ floor: a cell is ``slower`` or ``faster`` only when its change also exceeds
     floor = max(min_effect, exp(noise_sigmas * spread) - 1),
 
 where ``spread`` is the robust standard deviation (1.4826 x MAD) of
-log(head/base) across the cells timed in both runs (at least
-:data:`MIN_NOISE_CELLS`), *leaving out the cells of the impl being judged*.
-Most cells of a sweep are untouched by any one change, so their spread
-measures the run-to-run noise, much as normalisation does in high-throughput
-screens; the median absolute deviation ignores the few other cells that did
-change, and leaving the impl's own cells out keeps a change to that impl
-(which moves all its cells together) from widening its own floor.  The header also shows the median
+each cell's log(head/base) *about the median change of its impl*, over the
+cells timed in both runs (at least :data:`MIN_NOISE_CELLS`).  A change to
+the code moves the cells of the impls it touches together; the run-to-run
+noise moves cells one by one.  Centring each impl on its own median removes
+the former (and any machine-wide drift), so a regression never widens the
+floor it is judged by, while the median absolute deviation ignores the few
+cells that moved on their own.  The header also shows the median
 change over all cells next to the change of each run's GEMM ceiling, so that
 a machine-wide shift can be told from a code change.  Single cells that
 moved with the machine's hiccups can still pass the floor; re-running the
@@ -350,8 +350,7 @@ class Comparison:
         The run-to-run noise estimate over all cells timed in both runs:
         ``floor`` (a fraction), ``spread`` (robust standard deviation of
         log(head/base), NaN when too few cells), ``drift`` (median change),
-        ``cells`` (how many) and ``per_impl`` (impl -> the floor its cells
-        were judged by, estimated without them; column ``noise_floor``).
+        ``cells`` (how many entered the spread).
     """
 
     base_run: dict
@@ -619,55 +618,52 @@ def _median_time(median, samples: np.ndarray) -> float:
 MIN_NOISE_CELLS = 12
 
 
-def run_to_run_noise(speedup, *, min_effect: float, sigmas: float) -> dict:
+def run_to_run_noise(speedup, groups=None, *, min_effect: float, sigmas: float) -> dict:
     """Noise floor from the spread of per-cell changes between two runs.
 
     Parameters
     ----------
     speedup : array_like
-        base/head median time of the cells the noise is estimated from.
+        base/head median time of every cell timed in both runs.
+    groups : array_like, optional
+        The impl of each cell.  The spread is then measured on each cell's
+        change relative to the median change of its impl, so that an impl
+        that really changed (all its cells move together) does not widen the
+        floor it is judged by; impls with fewer than 3 cells are left out.
     min_effect, sigmas : float
         The floor is ``max(min_effect, exp(sigmas * spread) - 1)``.
 
     Returns
     -------
     dict
-        ``floor``, ``spread`` (1.4826 x the median absolute deviation of
-        log(head/base), a robust standard deviation), ``drift`` (the median
-        change) and ``cells``.  With fewer than :data:`MIN_NOISE_CELLS`
-        cells the spread is NaN and the floor is ``min_effect``.
+        ``floor``, ``spread`` (1.4826 x the median absolute deviation, a
+        robust standard deviation), ``drift`` (the median change over all
+        cells) and ``cells`` (how many entered the spread).  With fewer than
+        :data:`MIN_NOISE_CELLS` cells the spread is NaN and the floor is
+        ``min_effect``.
     """
     s = np.asarray(speedup, dtype=float)
-    r = -np.log(s[np.isfinite(s) & (s > 0)])
-    out = {"floor": float(min_effect), "spread": math.nan, "drift": math.nan,
-           "cells": int(r.size)}
+    keep = np.isfinite(s) & (s > 0)
+    r = -np.log(s[keep])
+    out = {"floor": float(min_effect), "spread": math.nan, "drift": math.nan, "cells": 0}
     if r.size:
         out["drift"] = math.expm1(float(np.median(r)))
-    if r.size >= MIN_NOISE_CELLS and sigmas > 0:
-        spread = 1.4826 * float(np.median(np.abs(r - np.median(r))))
+    if groups is None:
+        resid = r - np.median(r) if r.size else r
+    else:
+        g = np.asarray(groups, dtype=object)[keep]
+        parts = []
+        for name in dict.fromkeys(g):
+            rg = r[g == name]
+            if rg.size >= 3:
+                parts.append(rg - np.median(rg))
+        resid = np.concatenate(parts) if parts else np.empty(0)
+    out["cells"] = int(resid.size)
+    if resid.size >= MIN_NOISE_CELLS and sigmas > 0:
+        spread = 1.4826 * float(np.median(np.abs(resid)))
         out["spread"] = spread
         out["floor"] = max(float(min_effect), math.expm1(sigmas * spread))
     return out
-
-
-def _noise_floors(variants: np.ndarray, speedup: np.ndarray, timed: np.ndarray,
-                  options: CompareOptions) -> tuple[np.ndarray, dict]:
-    """Per-cell noise floor, estimated for each impl from the *other* impls'
-    cells: a change usually touches one impl, and its own cells (all moved
-    together) would inflate the spread and hide exactly that change."""
-    overall = run_to_run_noise(speedup[timed], min_effect=options.min_effect,
-                               sigmas=options.noise_sigmas)
-    floors = np.full(speedup.shape, overall["floor"])
-    per_impl = {}
-    for v in np.unique(variants[timed]):
-        others = timed & (variants != v)
-        est = run_to_run_noise(speedup[others], min_effect=options.min_effect,
-                               sigmas=options.noise_sigmas)
-        if math.isfinite(est["spread"]):
-            floors[variants == v] = est["floor"]
-            per_impl[str(v)] = est["floor"]
-    overall["per_impl"] = per_impl
-    return floors, overall
 
 
 def _speed(rows: pd.DataFrame, merged: pd.DataFrame, options: CompareOptions) -> dict:
@@ -701,7 +697,9 @@ def _speed(rows: pd.DataFrame, merged: pd.DataFrame, options: CompareOptions) ->
         speedup = np.where(timed, t_b / t_h, np.nan)
         change = np.where(timed, t_h / t_b - 1.0, np.nan)
     significant = testable & (p_adj <= options.alpha)
-    floor, noise = _noise_floors(rows["variant"].to_numpy(object), speedup, timed, options)
+    noise = run_to_run_noise(speedup[timed], rows["variant"].to_numpy(object)[timed],
+                             min_effect=options.min_effect, sigmas=options.noise_sigmas)
+    floor = noise["floor"]
     up = change > floor               # head slower beyond the noise floor
     down = speedup - 1.0 > floor      # head faster beyond the noise floor
     verdict = np.full(n, "n/a", dtype=object)

@@ -184,15 +184,9 @@ def _noise_text(cmp: Comparison) -> str:
     floor, spread = _floor(cmp), cmp.noise.get("spread", math.nan)
     if not _finite(spread):
         return f"{floor:.0%} (--min-effect)"
-    text = (f"{floor:.0%} = max(--min-effect {cmp.options.min_effect:.0%}, "
-            f"{cmp.options.noise_sigmas:g} x run-to-run spread {spread:.1%} "
-            f"over {cmp.noise['cells']} cells)")
-    per_impl = cmp.noise.get("per_impl") or {}
-    if per_impl:
-        lo, hi = min(per_impl.values()), max(per_impl.values())
-        span = f"{lo:.0%}" if round(lo, 2) == round(hi, 2) else f"{lo:.0%}-{hi:.0%}"
-        text += f"; each impl judged against the other impls' spread: {span}"
-    return text
+    return (f"{floor:.0%} = max(--min-effect {cmp.options.min_effect:.0%}, "
+            f"{cmp.options.noise_sigmas:g} x run-to-run spread {spread:.1%}, measured over "
+            f"{cmp.noise['cells']} cells about their impl's median change)")
 
 
 def _overall(cmp: Comparison, base: dict, head: dict) -> tuple[str, bool]:

@@ -17,6 +17,7 @@ from factorbench.reports.compare import (
     Comparison,
     compare_runs,
     min_attainable_p,
+    run_to_run_noise,
 )
 from factorbench.reports.compare_render import format_table, render_compare
 from factorbench.store import CELL_COLUMNS
@@ -482,3 +483,23 @@ def test_noise_floor_follows_the_run_to_run_spread():
     # without the estimate, the same data flags run-to-run noise as regressions
     naive = _compare(base, head, CompareOptions(min_effect=0.05, noise_sigmas=0))
     assert len(naive.slower) > 3
+
+
+def test_an_impl_that_moved_as_a_whole_does_not_widen_the_floor():
+    """Ten impls of 20 cells with per-cell run-to-run noise (sd 3%); one impl
+    is 30% slower on every cell.  Centred on each impl's median change, the
+    spread still measures the 3% noise, and that impl is caught."""
+    rng = np.random.default_rng(5)
+    base, head = [], []
+    for j in range(10):
+        for i in range(20):
+            shift = (1.3 if j == 4 else 1.0) * math.exp(rng.normal(0.0, 0.03))
+            key, impl = f"i{j}c{i}", f"lu/impl{j}"
+            base.append(_cell(key, _lognormal(rng, 0.02, 15, 0.01), impl=impl))
+            head.append(_cell(key, _lognormal(rng, 0.02 * shift, 15, 0.01), impl=impl))
+    cmp = _compare(base, head)
+    assert 0.02 < cmp.noise["spread"] < 0.045
+    assert set(cmp.slower["impl"]) == {"lu/impl4"} and len(cmp.slower) >= 18
+    # an uncentred spread would have been inflated by the shifted impl
+    flat = run_to_run_noise(cmp.rows["speedup"], min_effect=0.1, sigmas=3)
+    assert flat["spread"] > cmp.noise["spread"]
