@@ -17,9 +17,7 @@ text (``$`` escaped so it is never parsed as mathtext; the SVG writer escapes
 
 from __future__ import annotations
 
-import io
 import math
-import re
 
 import matplotlib
 import numpy as np
@@ -28,27 +26,16 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, NullLocator
 
-from factorbench.reports.figure import palette
+from factorbench.reports.figure import (
+    _DTYPE_MARKERS,
+    _EXTRA_MARKERS,
+    _MAX_SIZE_TICKS,
+    _RC,
+    _to_svg,
+    palette,
+)
 
-_RC = {
-    "svg.hashsalt": "factorbench-compare",
-    "svg.fonttype": "none",
-    "font.size": 8,
-    "axes.titlesize": 9,
-    "axes.labelsize": 8,
-    "legend.fontsize": 6.5,
-    "xtick.labelsize": 7,
-    "ytick.labelsize": 7,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "grid.linewidth": 0.5,
-}
-_SVG_METADATA = {"Date": None, "Creator": None, "Format": None, "Type": None}
 _FIGSIZE = (6.0, 3.6)
-_DTYPE_MARKERS = {"float64": "o", "float32": "s", "complex128": "D", "complex64": "^",
-                  "float16": "v", "bfloat16": "P"}
-_EXTRA_MARKERS = ("<", ">", "h", "*", "p")
-_MAX_SIZE_TICKS = 12
 # Candidate speedup ticks: readable values on a log axis near 1.
 _NICE = sorted({k * 10.0**e for e in range(-4, 5) for k in (1, 2, 5)}
                | {0.8, 0.9, 1.1, 1.25, 1.5, 0.67})
@@ -183,16 +170,3 @@ def _plain(text: str) -> str:
     return f" {text}" if text.startswith("_") else text
 
 
-_PROLOGUE = re.compile(r"\A.*?(?=<svg\b)", re.DOTALL)
-_COMMENT = re.compile(r"<!--.*?-->\s*", re.DOTALL)
-_ID_REF = re.compile(r'(\bid="|\bxlink:href="#|\bhref="#|url\(#)([^")]+)')
-
-
-def _to_svg(fig: Figure, fig_id: str) -> str:
-    """Serialise ``fig`` as an inline ``<svg>`` element with ids prefixed."""
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata=_SVG_METADATA)
-    # The XML declaration and DOCTYPE are invalid inside HTML, and the
-    # DOCTYPE names a remote DTD.  Comments only repeat the text labels.
-    svg = _COMMENT.sub("", _PROLOGUE.sub("", buf.getvalue(), count=1))
-    return _ID_REF.sub(lambda m: f"{m.group(1)}{fig_id}-{m.group(2)}", svg).strip()

@@ -102,22 +102,26 @@ def _points(
     x_what: str = "a known kappa",
     log_x: bool = True,
     log_y: bool = True,
+    top_what: str | None = None,
 ) -> _Points:
-    """Split ``data`` (a series frame with column ``x``) by placement of ``y``."""
+    """Split ``data`` (a series frame with column ``x``) by placement of ``y``;
+    ``top_what`` names what puts a cell on the top edge (default: a
+    non-finite ``what``)."""
     data = data.assign(y=y, failed=_failed(data))
     has_x = _positive(data["x"]) if log_x else np.isfinite(data["x"])
     finite_y = np.isfinite(data["y"])
     placeable = finite_y & (data["y"] > 0) if log_y else finite_y
     top = has_x & nonfinite
     notes = []
-    n_zero = int((has_x & finite_y & ~placeable).sum())
+    n_zero = int((has_x & finite_y & ~placeable & ~nonfinite).sum())
     if n_zero:
         notes.append(f"{n_zero} cell(s) with {what} 0 not shown (log axis)")
     n_no_x = int((~has_x & (finite_y | nonfinite)).sum())
     if n_no_x:
         notes.append(f"{n_no_x} cell(s) without {x_what} not shown")
     if top.any():
-        notes.append(f"{int(top.sum())} cell(s) with a non-finite {what} drawn at the top")
+        notes.append(f"{int(top.sum())} cell(s) with {top_what or 'a non-finite ' + what} "
+                     "drawn at the top")
     return _Points(data[has_x & placeable & ~top], data[top], notes)
 
 
@@ -303,7 +307,8 @@ def backward_ratio_vs_kappa(
         data,
         _numeric(data, "backward_ratio"),
         _nonfinite(data, "backward_ratio") | _no_correct_digit(data),
-        what="ratio (or a backward error > 1)",
+        what="ratio",
+        top_what="a non-finite ratio or a backward error > 1",
     )
     if points.empty:
         return Plot(

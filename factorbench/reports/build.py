@@ -16,10 +16,8 @@ data twice gives byte-identical HTML and reports can be diffed.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-import numbers
 import pathlib
 import shlex
 import urllib.parse
@@ -27,12 +25,12 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from factorbench.accuracy.metrics import LOWRANK_THRESHOLD
 from factorbench.impls import OPS
 from factorbench.reports import accuracy_plots, decision_plots, plots
+from factorbench.reports._format import _DASH, _finite, _fmt_g, environment
 from factorbench.reports._frames import loads as _loads
 from factorbench.reports._frames import variants as _variants
 from factorbench.reports.figure import palette
@@ -71,7 +69,6 @@ _RUN_TEXT = (
     "git_commit",
 )
 
-_DASH = "\u2014"
 
 
 def render_report(
@@ -140,7 +137,7 @@ def render_report(
         "csv_uri": _csv_uri(cells),
         "n_cells": len(cells),
     }
-    return _environment().get_template("report.html.j2").render(**context)
+    return environment().get_template("report.html.j2").render(**context)
 
 
 def build_report(
@@ -176,18 +173,6 @@ def build_report(
     with path.open("w", encoding="utf-8", newline="\n") as fh:
         fh.write(html)
     return path
-
-
-@functools.cache
-def _environment() -> Environment:
-    return Environment(
-        loader=FileSystemLoader(_TEMPLATES),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
 
 
 # --------------------------------------------------------------------- input
@@ -628,22 +613,6 @@ def _not_run_groups(cells: pd.DataFrame) -> list[dict]:
 
 
 # --------------------------------------------------------------- formatting
-
-
-def _finite(x) -> bool:
-    return isinstance(x, numbers.Real) and math.isfinite(x)
-
-
-def _fmt_g(x, digits: int = 3) -> str:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return _DASH
-    if math.isnan(x):
-        return _DASH
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return f"{x:.{digits}g}"
 
 
 def _fmt_int(x) -> str:

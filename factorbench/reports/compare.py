@@ -160,7 +160,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from factorbench.reports._compare_format import (
+from factorbench.reports._format import (
     _accuracy_text,
     _cell_text,
     _finite,

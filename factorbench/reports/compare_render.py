@@ -4,17 +4,15 @@ inline table sorter, no network; same comparison, same bytes)."""
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import pathlib
 import textwrap
 
 import numpy as np
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from factorbench.reports._compare_format import (
+from factorbench.reports._format import (
     _DASH,
     _cut,
     _finite,
@@ -28,6 +26,7 @@ from factorbench.reports._compare_format import (
     _one_line,
     _s,
     _text,
+    environment,
 )
 from factorbench.reports.compare import _ACCURACY_BREAKS, ACCURACY_METRICS, Comparison
 
@@ -441,19 +440,7 @@ def render_compare(cmp: Comparison) -> str:
         "alpha": f"{cmp.options.alpha:g}",
         "factor": f"{cmp.options.accuracy_threshold:g}",
     }
-    return _environment().get_template("compare.html.j2").render(**context)
-
-
-@functools.cache
-def _environment() -> Environment:
-    return Environment(
-        loader=FileSystemLoader(_TEMPLATES),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
+    return environment().get_template("compare.html.j2").render(**context)
 
 
 def _num(x) -> str:

@@ -388,7 +388,7 @@ def test_backward_ratio_keeps_threshold_and_failures():
     text = _svg_text(plot.svg)
     assert "threshold 30" in text
     assert FAILED_COLOR in plot.svg
-    assert any("non-finite ratio (or a backward error > 1) drawn at the top" in note
+    assert any("non-finite ratio or a backward error > 1 drawn at the top" in note
                for note in plot.notes)
     assert plots.backward_ratio_vs_kappa is accuracy_plots.backward_ratio_vs_kappa
 

@@ -1,10 +1,30 @@
-"""Number and cell formatting shared by the comparison's text and HTML."""
+"""Number formatting and the Jinja environment shared by the report and the comparison."""
 
 from __future__ import annotations
 
+import functools
 import math
+import pathlib
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 _DASH = "\u2014"
+
+_TEMPLATES = pathlib.Path(__file__).with_name("templates")
+
+
+@functools.cache
+def environment() -> Environment:
+    """Jinja2 environment of the report templates: autoescape on, undefined
+    names an error (a typo in a template must not render as empty)."""
+    return Environment(
+        loader=FileSystemLoader(_TEMPLATES),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
 
 #: Metric compared -> (row column prefix, floor); see factorbench.reports.compare.
 ACCURACY_PREFIXES = {
