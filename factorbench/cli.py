@@ -4,6 +4,11 @@ Every user error (unknown name, malformed range, kappa < 1, missing or
 foreign database, ...) ends with ONE line on stderr and exit status 2; no
 traceback.  Ctrl-C (or SIGTERM) during a run marks it interrupted, keeps every
 finished cell and exits with 130.
+
+A new run whose grid is huge (more than ``CONFIRM_CELLS`` cells, or an
+estimated duration above ``CONFIRM_SECONDS``, see
+:func:`factorbench.sweep.estimate`) asks ``Proceed? [y/N]`` on a terminal and
+is refused (exit 2) elsewhere, unless ``--yes`` is given.
 """
 
 from __future__ import annotations
@@ -64,6 +69,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", default="serial", help="serial | process")
     p.add_argument("--jobs", type=int, help="workers of the process executor")
     p.add_argument("--threads", type=int, help="BLAS threads (default: library default)")
+    p.add_argument("--max-memory", metavar="SIZE",
+                   help="cap each CPU worker's virtual address space (RLIMIT_AS), e.g. 4G, "
+                        "512M, 2.5GiB; a cell that allocates beyond it is recorded as crashed "
+                        "(out of memory) and the worker replaced. The cap counts address "
+                        "space, not resident memory: it must leave room for what a worker "
+                        "holds at idle (Python, numpy, scipy and the BLAS libraries' "
+                        "per-thread buffers: about 340 MiB with 2 BLAS threads, 1.5 GiB with "
+                        "16); a cap below that is refused. At least 256 MiB")
+    p.add_argument("-y", "--yes", action="store_true",
+                   help="start a huge sweep (over 100,000 cells or an estimated day) "
+                        "without asking")
     _add_db(p)
     p.add_argument("--label", help="label of the run (shown in reports)")
     p.add_argument("--resume", nargs="?", const="latest", metavar="RUN_ID",
@@ -160,12 +176,12 @@ def cmd_list(args) -> int:
 
 # -- run --------------------------------------------------------------------
 _SELECTORS = ("preset", "ops", "impls", "kinds", "sizes", "kappas", "dtypes", "seeds", "aspect",
-              "rank", "timeout", "min_time", "max_n", "threshold", "threads")
+              "rank", "timeout", "min_time", "max_n", "threshold", "threads", "max_memory")
 
 
 def _spec(args):
     from factorbench.impls import OPS
-    from factorbench.spec import parse_list, parse_param, parse_range, preset
+    from factorbench.spec import parse_list, parse_memory, parse_param, parse_range, preset
 
     spec = preset(args.preset or "quick")
     if args.ops is not None:
@@ -194,13 +210,15 @@ def _spec(args):
     for text in args.param:
         k, vals = parse_param(text)
         spec.params[k] = vals
+    if args.max_memory is not None:
+        spec.max_memory = parse_memory(args.max_memory)
     spec.plugins = [str(Path(p).resolve()) if p.endswith(".py") else p for p in args.plugin]
     return spec.validate()
 
 
 def cmd_run(args) -> int:
     from factorbench.store import Store
-    from factorbench.sweep import Interrupted, expand, run_sweep
+    from factorbench.sweep import Interrupted, estimate, run_sweep
 
     if args.executor not in ("serial", "process"):
         raise UsageError(f"unknown executor {args.executor!r} (choose serial or process)")
@@ -211,13 +229,16 @@ def cmd_run(args) -> int:
         given = [s for s in _SELECTORS if getattr(args, s) is not None] + (
             ["param"] if args.param else [])
         if given:
-            raise UsageError(f"--resume continues the stored sweep; drop --{given[0]}")
+            flag = given[0].replace("_", "-")
+            raise UsageError(f"--resume continues the stored sweep; drop --{flag}")
         spec = None
     else:
         spec = _spec(args)
-        n = len(expand(spec))  # validates names, kinds and params before anything is written
-        if n == 0:
+        est = estimate(spec)  # validates names, kinds and params before anything is written
+        if est.cells == 0:
             raise UsageError("the selection expands to no cell")
+        if est.needs_confirmation and not args.yes:
+            _confirm(est)
     store = Store(_db(args))
     if args.resume is not None:
         resume = store.run()["run_id"] if args.resume == "latest" else _run_id(args.resume)
@@ -243,6 +264,18 @@ def cmd_run(args) -> int:
         _write_report(store, [run_id], out)
     store.close()
     return 0
+
+
+def _confirm(est) -> None:
+    """Ask before a huge sweep on a terminal; refuse it elsewhere (UsageError)."""
+    what = f"this sweep has {est.describe()} (an order of magnitude)"
+    if not sys.stdin.isatty():
+        raise UsageError(f"{what}; pass --yes to start it")
+    print(f"factorbench: {what}", file=sys.stderr)
+    print("Proceed? [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
+    if answer.strip().lower() not in ("y", "yes"):
+        raise UsageError("not started (pass --yes to start a sweep this large without asking)")
 
 
 # -- runs / report / export -------------------------------------------------

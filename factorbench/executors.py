@@ -5,7 +5,8 @@
     are not disturbed by other cells and imports/JIT caches are paid once.  A
     worker that dies (segfault, abort, out of memory) gives its cell
     ``crashed`` with the signal; one that passes the cell's timeout is killed
-    (with its whole process group) and gives ``timeout``.  Either way a fresh
+    (with its whole process group) and gives ``timeout``; one that reports a
+    ``crashed`` cell itself (a ``MemoryError``) is retired.  Either way a fresh
     worker takes the next cell.
 ``process``
     N such workers at once, for accuracy sweeps; records are marked
@@ -15,6 +16,10 @@
 Workers only compute; the records come back to the parent, which alone writes
 the store.  Workers are fresh interpreters (never ``fork``: forking a parent
 whose BLAS already started threads is unsafe).
+
+With ``max_memory`` in the init every worker caps its own virtual address
+space (``RLIMIT_AS``, set inside the worker, never in the parent); a worker
+that then dies of a signal is reported as likely out of memory under the cap.
 """
 
 from __future__ import annotations
@@ -31,10 +36,23 @@ from collections import deque
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-__all__ = ["SerialExecutor", "ProcessExecutor", "make_executor", "EXECUTORS"]
+__all__ = ["SerialExecutor", "ProcessExecutor", "make_executor", "EXECUTORS",
+           "MemoryCapError", "check_memory_cap"]
 
 #: Seconds a new worker may take to import numpy/scipy and answer.
 _START_TIMEOUT = 120.0
+
+#: Signals a process dies of when an allocation fails where nothing checks it
+#: (abort in a C++ new or in the allocator, a NULL dereference, the OOM killer).
+_OOM_SIGNALS = (signal.SIGABRT, signal.SIGKILL, signal.SIGSEGV, signal.SIGBUS)
+
+
+class MemoryCapError(RuntimeError):
+    """A worker refused to start: the --max-memory cap leaves it no room."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"worker failed to start: {reason}")
+        self.reason = reason
 
 
 class _Worker:
@@ -65,6 +83,7 @@ class _Worker:
         self.conn = Connection(parent.detach())
         self.cell = None
         self.deadline = None
+        self.max_memory = init.get("max_memory")
         if not self.conn.poll(_START_TIMEOUT):
             self.kill()
             raise RuntimeError(f"worker did not start within {_START_TIMEOUT:.0f} s")
@@ -73,9 +92,13 @@ class _Worker:
         except (EOFError, OSError):
             self.kill()
             raise RuntimeError(f"worker died at start: {self._log_tail()}") from None
+        if kind == "refused":
+            self.kill()
+            raise MemoryCapError(payload)
         if kind != "ready":
             self.kill()
             raise RuntimeError(f"worker failed to start: {payload}")
+        self.footprint = payload.get("footprint") if isinstance(payload, dict) else None
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -121,12 +144,21 @@ class _Worker:
             except ValueError:
                 name = f"signal {-code}"
             what = f"worker killed by {name}"
-            if -code == signal.SIGKILL:
+            if self.max_memory and -code in _OOM_SIGNALS:
+                what += f" (likely out of memory under --max-memory {self._cap()})"
+            elif -code == signal.SIGKILL:
                 what += " (out of memory?)"
         else:
             what = f"worker exited with status {code}"
         tail = self._log_tail()
+        if self.max_memory and code and "MemoryError" in tail and "out of memory" not in what:
+            what += f" (out of memory under --max-memory {self._cap()})"
         return f"{what}{': ' + tail if tail else ''}"
+
+    def _cap(self) -> str:
+        from factorbench.spec import format_memory
+
+        return format_memory(self.max_memory)
 
     def _log_tail(self) -> str:
         """The useful part of the worker's log: faulthandler's error and frame, or the last line."""
@@ -226,6 +258,10 @@ class SerialExecutor:
                             kind, rec = None, None
                         if kind == "record":
                             del busy[i]
+                            if rec.get("status") == "crashed":
+                                # out of memory inside the worker: it exits; never reuse it
+                                w.kill()
+                                self._workers[i] = None
                             yield rec
                             continue
                     if not w.alive():
@@ -247,6 +283,29 @@ class SerialExecutor:
             for i, w in busy.items():
                 w.kill()
                 self._workers[i] = None
+
+
+def check_memory_cap(init: dict) -> int | None:
+    """Start one worker with ``init`` and return its idle footprint (bytes, or None).
+
+    Raises :class:`factorbench.spec.SpecError` (one line) when the worker
+    refuses ``init["max_memory"]`` as too small, so that a run is refused
+    before it starts rather than recording every cell as crashed.  Any other
+    start failure is left to the executor (its cells are recorded as crashed).
+    """
+    from factorbench.spec import SpecError
+
+    if not init.get("max_memory"):
+        return None
+    with tempfile.TemporaryDirectory(prefix="factorbench-") as tmp:
+        try:
+            w = _Worker(init, Path(tmp), 0)
+        except MemoryCapError as exc:
+            raise SpecError(exc.reason) from None
+        except RuntimeError:
+            return None
+        w.stop()
+        return w.footprint
 
 
 class ProcessExecutor(SerialExecutor):

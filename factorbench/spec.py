@@ -11,6 +11,10 @@ single values or ranges ``START:STOP:STEP``:
 Values are validated (positive sizes, kappa >= 1, growing ranges, at most
 :data:`MAX_RANGE_VALUES` values) and errors are :class:`SpecError` with one
 sentence saying what is wrong.
+
+Memory sizes (``--max-memory``) are a number with an optional binary unit:
+``4G``, ``512M``, ``2.5GiB``, ``1T``; K, M, G and T are powers of 1024 with or
+without ``B``/``iB`` (``4GB`` = ``4GiB`` = ``4G``), and a bare number is bytes.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import dataclasses
 import difflib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 
 from factorbench.accuracy.metrics import LOWRANK_THRESHOLD
@@ -34,10 +39,21 @@ __all__ = [
     "parse_list",
     "parse_kind",
     "parse_param",
+    "parse_memory",
+    "format_memory",
     "preset",
+    "MIN_MAX_MEMORY",
 ]
 
 MAX_RANGE_VALUES = 10_000
+
+#: Smallest ``--max-memory`` accepted.  The cap is on a worker's virtual
+#: address space, which holds Python, numpy, scipy and the BLAS libraries'
+#: per-thread buffers before any cell runs: about 340 MiB with two BLAS
+#: threads and 1.5 GiB with sixteen (numpy's and scipy's OpenBLAS each start a
+#: pool).  Below this no worker can start anywhere; above it the worker
+#: measures its own footprint at start and refuses a cap that leaves too little.
+MIN_MAX_MEMORY = 256 * 2**20
 
 
 class SpecError(ValueError):
@@ -198,12 +214,44 @@ def parse_param(text: str) -> tuple[str, list]:
     return name, out
 
 
+_MEMORY_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+_MEMORY_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
+
+
+def parse_memory(text: str, what: str = "--max-memory") -> int:
+    """``"4G"`` -> 4 * 2**30 bytes; ``"2.5GiB"``, ``"512M"``, ``"1048576"`` (bytes).
+
+    Raises
+    ------
+    SpecError
+        Not a size, or zero.
+    """
+    match = _MEMORY_RE.fullmatch(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        raise SpecError(f"bad {what} {text!r}: expected a size such as 4G, 512M or 2.5GiB")
+    value = float(match.group(1)) * _MEMORY_UNITS[match.group(2).lower()]
+    if not math.isfinite(value) or value < 1:
+        raise SpecError(f"bad {what} {text!r}: must be a positive size")
+    return int(value)
+
+
+def format_memory(nbytes: float) -> str:
+    """Bytes in binary units, three significant digits: ``"1 GiB"``, ``"2.5 GiB"``."""
+    value, unit = float(nbytes), "B"
+    for name in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(value) < 1024:
+            break
+        value, unit = value / 1024, name
+    return f"{value:.3g} {unit}" if abs(value) < 100 else f"{value:.0f} {unit}"
+
+
 @dataclass
 class SweepSpec:
     """Everything that defines a sweep; expanded to cells by :mod:`factorbench.sweep`.
 
     ``impls`` None means every impl of the selected ops; ``kinds`` None means
     each op's :data:`DEFAULT_KINDS`; ``aspect`` None means :data:`DEFAULT_ASPECT`.
+    ``max_memory`` (bytes) caps each CPU worker's virtual address space.
     """
 
     ops: list[str] = field(default_factory=lambda: list(OPS))
@@ -223,6 +271,7 @@ class SweepSpec:
     max_time: float = 10.0
     max_n: int | None = None
     threads: int | None = None
+    max_memory: int | None = None
     threshold: float = 30.0
     lowrank_threshold: float = LOWRANK_THRESHOLD
     plugins: list[str] = field(default_factory=list)
@@ -250,6 +299,11 @@ class SweepSpec:
             (self.max_repeats >= 1, "max_repeats must be >= 1"),
             (self.max_n is None or self.max_n >= 1, "--max-n must be >= 1"),
             (self.threads is None or self.threads >= 1, "--threads must be >= 1"),
+            (self.max_memory is None or (isinstance(self.max_memory, int)
+                                         and self.max_memory >= MIN_MAX_MEMORY),
+             f"--max-memory must be at least {format_memory(MIN_MAX_MEMORY)}, got "
+             f"{_memory_text(self.max_memory)}: the cap is on a worker's virtual address "
+             "space, which Python, numpy, scipy and the BLAS buffers fill before any cell runs"),
             (self.threshold > 0, "threshold must be > 0"),
             (self.lowrank_threshold >= 1, "lowrank threshold must be >= 1 (1 is optimal)"),
         ]
@@ -271,6 +325,10 @@ class SweepSpec:
 
 def _fail(msg):
     raise SpecError(msg)
+
+
+def _memory_text(value) -> str:
+    return format_memory(value) if isinstance(value, int | float) else repr(value)
 
 
 #: Named presets: a dict of SweepSpec fields.

@@ -9,6 +9,10 @@ matrix structure the impl does not take) are resolved here and recorded with
 their reason; everything else goes to the executor.  The matrix seed of a cell
 depends on the matrix fields only, so every impl of an op sees the same matrix
 in the same (n, kind, kappa, seed), rounded to each dtype.
+
+:func:`estimate` counts the cells of a spec and guesses the run's duration
+without expanding it, so that a grid that would take days is caught before
+anything is written.
 """
 
 from __future__ import annotations
@@ -19,13 +23,16 @@ import json
 import os
 import socket
 from collections import Counter
+from dataclasses import dataclass
 
 from factorbench import impls as registry
+from factorbench.accuracy.flops import flops
 from factorbench.accuracy.matrices import KINDS
 from factorbench.accuracy.precision import precision
 from factorbench.spec import DEFAULT_ASPECT, DEFAULT_KINDS, SpecError, SweepSpec, parse_kind
 
-__all__ = ["expand", "select_impls", "cell_key", "run_sweep", "Interrupted"]
+__all__ = ["expand", "select_impls", "cell_key", "run_sweep", "Interrupted", "estimate",
+           "Estimate", "cell_seconds", "format_duration", "CONFIRM_SECONDS", "CONFIRM_CELLS"]
 
 _STRUCTURE_RANK = {"general": 0, "symmetric": 1, "spd": 2}
 
@@ -114,13 +121,7 @@ def expand(spec: SweepSpec) -> list[dict]:
     A cell whose impl cannot run it carries ``resolved = (status, reason)``
     and is recorded without a worker.
     """
-    spec.validate()
-    chosen = select_impls(spec)
-    known = {k for i in chosen for k in i.parameters}
-    unknown = set(spec.params) - known
-    if unknown:
-        raise SpecError(f"--param {sorted(unknown)[0]!r} is not a parameter of any selected impl")
-    avail = {i.id: i.availability() for i in chosen}
+    chosen, avail = _selection(spec)
     cells, seen = [], set()
     for n in sorted(spec.sizes):
         for op in spec.ops:
@@ -162,12 +163,145 @@ def expand(spec: SweepSpec) -> list[dict]:
     return cells
 
 
+def _selection(spec: SweepSpec):
+    """The validated impls of a spec and their availability."""
+    spec.validate()
+    chosen = select_impls(spec)
+    known = {k for i in chosen for k in i.parameters}
+    unknown = set(spec.params) - known
+    if unknown:
+        raise SpecError(f"--param {sorted(unknown)[0]!r} is not a parameter of any selected impl")
+    return chosen, {i.id: i.availability() for i in chosen}
+
+
+# -- duration estimate ------------------------------------------------------------
+#: A run estimated longer than this (seconds) is not started without confirmation.
+CONFIRM_SECONDS = 24 * 3600.0
+#: Nor is one with more cells than this.
+CONFIRM_CELLS = 100_000
+#: Deliberately low rates (flop/s) of the estimate: textbook impls are Python
+#: loops over numpy calls; every other impl is taken as a modest library call.
+TEXTBOOK_RATE = 1e9
+LIBRARY_RATE = 20e9
+#: Work (in units of m n^2 flops, at LIBRARY_RATE) of a cell's harness side:
+#: matrix generation, the SVD behind kappa_actual, the residual products.
+ACCURACY_WORK = 8.0
+#: Fixed seconds per cell: messages to the worker, one commit to the store.
+CELL_OVERHEAD_S = 0.02
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Cell count and order-of-magnitude duration of a sweep (see :func:`estimate`)."""
+
+    cells: int
+    runnable: int
+    seconds: float
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return self.seconds > CONFIRM_SECONDS or self.cells > CONFIRM_CELLS
+
+    def describe(self) -> str:
+        return (f"{self.cells:,} cells ({self.runnable:,} to run), estimated at "
+                f"{format_duration(self.seconds)}")
+
+
+def format_duration(seconds: float) -> str:
+    """``"about 3 s"``, ``"about 12 min"``, ``"about 5.2 h"``, ``"about 45 days"``."""
+    if not seconds < 1000 * 365 * 86400:  # nan, inf or absurd
+        return "more than 1000 years"
+    # (unit, its seconds, the least seconds shown in it)
+    for unit, size, least in (("years", 365 * 86400, 2 * 365 * 86400),
+                              ("days", 86400, 2 * 86400), ("h", 3600, 3600), ("min", 60, 60)):
+        if seconds >= least:
+            return f"about {_round(seconds / size)} {unit}"
+    return f"about {_round(seconds)} s"
+
+
+def _round(value: float) -> str:
+    return f"{value:.2g}" if value < 10 else f"{value:,.0f}"
+
+
+def cell_seconds(impl, op: str, m: int, n: int, dtype: str, spec: SweepSpec) -> float:
+    """Order-of-magnitude seconds of one runnable cell (a guess, not a promise).
+
+    ``t_call`` = nominal flops (:func:`factorbench.accuracy.flops.flops`, or
+    ``10 m n^2`` for ops without a count: svd, eigh, lowrank; x4 complex) at
+    :data:`TEXTBOOK_RATE` for textbook impls and :data:`LIBRARY_RATE` for the
+    others.  The cell costs the first call, the timed repeats
+    ``max(min_time, 3 t_call)`` (at most ``max_repeats`` calls, and no more
+    than ``max_time`` once one repeat is made), the harness's own work
+    (``ACCURACY_WORK m n^2`` flops at the library rate: matrix, kappa_actual,
+    residuals) and :data:`CELL_OVERHEAD_S`, never more than the timeout.
+    """
+    cplx = precision(dtype).is_complex
+    work = flops(op, m, n, complex_=cplx)
+    if work is None:
+        work = 10.0 * m * n * n * (4 if cplx else 1)
+    t_call = work / (TEXTBOOK_RATE if impl.family == "textbook" else LIBRARY_RATE)
+    repeats = min(max(spec.min_time, 3 * t_call), spec.max_repeats * t_call,
+                  max(spec.max_time, t_call))
+    harness = ACCURACY_WORK * m * n * n * (4 if cplx else 1) / LIBRARY_RATE
+    return min(t_call + repeats + harness + CELL_OVERHEAD_S, spec.timeout)
+
+
+def estimate(spec: SweepSpec) -> Estimate:
+    """Count the cells of ``spec`` and estimate the run's duration, without expanding it.
+
+    Validates the spec like :func:`expand` (same errors) and counts exactly the
+    cells it would make, but works per (op, impl, matrix shape, params) group,
+    so a grid of millions of cells is counted in well under a second.  The
+    seconds are :func:`cell_seconds` summed over the cells that would run
+    (skipped and unavailable ones cost nothing): an order of magnitude.
+    """
+    chosen, avail = _selection(spec)
+    total, runnable, seconds = 0, 0, 0.0
+    dtypes = list(dict.fromkeys(spec.dtypes))
+    seen = set()
+    for n in sorted(set(spec.sizes)):
+        for op in spec.ops:
+            op_impls = [i for i in chosen if i.op == op]
+            if not op_impls:
+                continue
+            kinds, explicit = _kinds_for(op, spec)
+            for kind, mode in kinds:
+                info = KINDS[kind]
+                if info.has_modes and mode is None:
+                    mode = 3
+                m, nn = _shape(op, kind, n, spec)
+                rank = _rank(op, kind, n, spec)
+                too_big = (f"rank {rank} exceeds min(m, n) = {min(m, nn)}"
+                           if rank is not None and rank > min(m, nn) else None)
+                per_dtype = (len(set(spec.kappas)) if info.controls_kappa else 1) * spec.seeds
+                for impl in op_impls:
+                    why = _structure_reason(impl, kind)
+                    if why and not explicit:
+                        continue
+                    for params in _params(impl, spec):
+                        group = (op, impl.id, kind, mode, m, nn, rank,
+                                 json.dumps(params, sort_keys=True))
+                        if group in seen:
+                            continue
+                        seen.add(group)
+                        for dtype in dtypes:
+                            total += per_dtype
+                            if _resolve(impl, {"dtype": dtype, "n": nn}, spec, avail,
+                                        why or too_big) is None:
+                                runnable += per_dtype
+                                seconds += per_dtype * cell_seconds(impl, op, m, nn, dtype, spec)
+    return Estimate(total, runnable, seconds)
+
+
 def _resolve(impl, cell, spec, avail, skip_reason):
     ok, reason = avail[impl.id]
     if not ok:
         return ("unavailable", reason)
     if skip_reason:
         return ("skipped", skip_reason)
+    if spec.max_memory and impl.device != "cpu":
+        return ("skipped", f"{impl.id} runs on the {impl.device}, which --max-memory does not "
+                           "cover (CUDA reserves more address space than any such cap)")
     if cell["dtype"] not in impl.dtypes:
         return ("skipped", f"{impl.id} does not support {cell['dtype']}")
     cap = spec.max_n if spec.max_n is not None else impl.max_n
@@ -215,7 +349,7 @@ def run_sweep(spec: SweepSpec, store, *, executor: str = "serial", jobs: int | N
         On Ctrl-C/SIGTERM; the run is marked ``interrupted`` and every
         finished cell is kept.
     """
-    from factorbench.executors import make_executor
+    from factorbench.executors import check_memory_cap, make_executor
     from factorbench.worker import resolved_record
 
     if resume is not None:
@@ -226,9 +360,13 @@ def run_sweep(spec: SweepSpec, store, *, executor: str = "serial", jobs: int | N
         _check_resumable(run)
         spec = SweepSpec.from_json(run["spec_json"])
         gemm = json.loads(run["gemm_gflops_json"] or "{}")
+        init = _init(spec)
+        check_memory_cap(init)  # a cap too small for a worker: refused, nothing written
         store.set_run(run_id, status="running", finished_at=None, pid=os.getpid())
     else:
         spec.validate()
+        init = _init(spec)
+        check_memory_cap(init)
         fp, versions, gemm, commit = _machine_info(spec)
         run_id = store.begin_run(label=label, argv=argv, spec=spec.to_json(), machine=fp,
                                  versions=versions, gemm=gemm, git_commit=commit)
@@ -249,7 +387,6 @@ def run_sweep(spec: SweepSpec, store, *, executor: str = "serial", jobs: int | N
                    "max_time": spec.max_time, "threshold": spec.threshold,
                    "lowrank_threshold": spec.lowrank_threshold, "gemm": gemm,
                    "concurrent": executor == "process"}
-        init = {"plugins": list(spec.plugins), "threads": spec.threads}
         with make_executor(executor, init=init, timeout=spec.timeout, jobs=jobs) as ex:
             for rec in _progress(ex.run(todo, options), len(todo), progress):
                 store.write_cell(run_id, rec)
@@ -262,6 +399,12 @@ def run_sweep(spec: SweepSpec, store, *, executor: str = "serial", jobs: int | N
         raise
     store.finish_run(run_id, "complete")
     return run_id, counts
+
+
+def _init(spec: SweepSpec) -> dict:
+    """What every worker of the run starts with."""
+    return {"plugins": list(spec.plugins), "threads": spec.threads,
+            "max_memory": spec.max_memory}
 
 
 def _check_resumable(run) -> None:

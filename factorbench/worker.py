@@ -8,6 +8,13 @@ type, shape or precision become ``error`` records naming the field, and a
 ratio at or above the threshold (or any NaN/Inf) becomes ``failed`` with the
 numbers kept.  Input is checked for NaN/Inf *before* timing: an impl is never
 timed on a matrix that rounding to the working precision broke.
+
+A ``MemoryError`` is the exception to that rule: it makes the cell
+``crashed`` ("out of memory: ..."), like a worker killed for memory, and the
+worker that served it exits after sending the record, because a heap that ran
+out may leave the interpreter unusable.  With ``max_memory`` in its init the
+worker caps its own virtual address space (``RLIMIT_AS``) before it takes a
+cell, after starting its BLAS threads and measuring what it holds at idle.
 """
 
 from __future__ import annotations
@@ -36,10 +43,16 @@ from factorbench.accuracy.precision import precision, result_dtype_error
 from factorbench.impls.results import RESULT_TYPES
 from factorbench.store import now
 
-__all__ = ["run_cell", "resolved_record", "serve"]
+__all__ = ["run_cell", "resolved_record", "serve", "MEMORY_HEADROOM"]
 
 #: kappa_actual (an SVD of the rounded matrix) is computed up to this size.
 KAPPA_ACTUAL_MAX_N = 2048
+
+#: Address space a capped worker must have free above its idle footprint.
+MEMORY_HEADROOM = 128 * 2**20
+
+#: The cap (bytes) this process runs under, set by :func:`serve`.
+_MAX_MEMORY: int | None = None
 
 _HOST = socket.gethostname()
 _CACHE: dict = {}
@@ -150,9 +163,26 @@ def run_cell(cell: dict, options: dict) -> dict:
         min_time, max_repeats, max_time, threshold, gemm (dtype -> GFLOP/s),
         concurrent (bool).
     """
+    started_at = now()
+    try:
+        return _run_cell(cell, options, started_at)
+    except MemoryError as exc:
+        return resolved_record(cell, "crashed", oom_message(exc), started_at)
+
+
+def oom_message(exc: BaseException) -> str:
+    """``out of memory: MemoryError under --max-memory 1 GiB: <what failed>``."""
+    from factorbench.spec import format_memory
+
+    where = f" under --max-memory {format_memory(_MAX_MEMORY)}" if _MAX_MEMORY else ""
+    detail = str(exc).strip()
+    return f"out of memory: MemoryError{where}{': ' + detail if detail else ''}"
+
+
+def _run_cell(cell: dict, options: dict, started_at: str) -> dict:
     from factorbench.timing import time_call
 
-    rec = dict(_base(cell), started_at=now(), concurrent=bool(options.get("concurrent")))
+    rec = dict(_base(cell), started_at=started_at, concurrent=bool(options.get("concurrent")))
     rec["threads"] = _blas_threads()
     impl = registry.get(cell["impl"])
     ok, reason = impl.availability()
@@ -161,6 +191,8 @@ def run_cell(cell: dict, options: dict) -> dict:
     p = precision(cell["dtype"])
     try:
         tm, A_w, b, x_true = _matrix(cell)
+    except MemoryError:
+        raise
     except Exception as exc:
         return _fail(rec, "error", f"matrix generation failed: {type(exc).__name__}: {exc}")
     bad = [name for name, X in (("matrix", A_w), ("right-hand side", b))
@@ -176,6 +208,8 @@ def run_cell(cell: dict, options: dict) -> dict:
             max_repeats=options.get("max_repeats", 50), max_time=options.get("max_time", 10.0),
             min_repeats=min(3, options.get("max_repeats", 50)),
         )
+    except MemoryError:
+        raise
     except Exception as exc:
         return _fail(rec, "error", f"{type(exc).__name__}: {exc}")
     rec.update(timing.as_record())
@@ -266,7 +300,14 @@ def serve(conn, init: dict) -> None:
     except Exception as exc:
         conn.send(("fatal", f"{type(exc).__name__}: {exc}"))
         return
-    conn.send(("ready", os.getpid()))
+    footprint = None
+    if init.get("max_memory"):
+        try:
+            footprint = cap_memory(int(init["max_memory"]))
+        except CapTooSmall as exc:
+            conn.send(("refused", str(exc)))
+            return
+    conn.send(("ready", {"pid": os.getpid(), "footprint": footprint}))
     while True:
         try:
             msg = conn.recv()
@@ -277,10 +318,80 @@ def serve(conn, init: dict) -> None:
         cell, options = msg
         try:
             rec = run_cell(cell, options)
+        except MemoryError as exc:  # raised while building the record itself
+            rec = resolved_record(cell, "crashed", oom_message(exc))
         except BaseException as exc:  # SystemExit from an impl, or a harness bug
             rec = resolved_record(cell, "error", f"{type(exc).__name__} escaped the cell: {exc}")
             traceback.print_exc()
         conn.send(("record", rec))
+        if rec["status"] == "crashed":  # out of memory: this heap is not to be trusted
+            return
+
+
+class CapTooSmall(ValueError):
+    """The --max-memory cap leaves a worker no room to run a cell."""
+
+
+def address_space() -> int | None:
+    """Virtual memory this process holds now (bytes; Linux ``VmSize``), or None."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _start_blas() -> None:
+    """Small BLAS and LAPACK calls, so that numpy's and scipy's thread pools reserve their
+    buffers before the address space is capped (a few milliseconds)."""
+    import scipy.linalg
+
+    big = np.full((256, 256), 0.01) + np.eye(256)  # large enough for threaded GEMM
+    small = big[:32, :32]
+    for dtype in (np.float64, np.complex128):
+        y = big.astype(dtype)
+        _ = y @ y
+        scipy.linalg.blas.get_blas_funcs("gemm", (y,))(1.0, y, y)
+        x = small.astype(dtype)
+        scipy.linalg.lu_factor(x)
+        np.linalg.svd(x)
+        scipy.linalg.svd(x)
+
+
+def cap_memory(limit: int) -> int | None:
+    """Cap this process's virtual address space at ``limit`` bytes (``RLIMIT_AS``).
+
+    The BLAS thread pools are started first and the address space they leave
+    behind is measured: a cap that does not exceed it by
+    :data:`MEMORY_HEADROOM` raises :class:`CapTooSmall` instead of giving
+    every cell an immediate out-of-memory crash.  Children the impl starts
+    inherit the cap.  Returns the idle footprint (bytes) when it is known.
+    """
+    global _MAX_MEMORY
+    from factorbench.spec import format_memory
+
+    try:
+        import resource
+    except ImportError:
+        raise CapTooSmall("--max-memory needs a POSIX system (resource.setrlimit)") from None
+    _start_blas()
+    footprint = address_space()
+    if footprint is not None and limit < footprint + MEMORY_HEADROOM:
+        need = footprint + MEMORY_HEADROOM
+        raise CapTooSmall(
+            f"--max-memory {format_memory(limit)} is too small: a worker holds "
+            f"{format_memory(footprint)} of virtual address space at idle (Python, numpy, "
+            f"scipy and the BLAS thread buffers); give at least {format_memory(need)}, "
+            "or fewer BLAS threads (OPENBLAS_NUM_THREADS)")
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    _MAX_MEMORY = limit
+    return footprint
 
 
 if __name__ == "__main__":

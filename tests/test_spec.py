@@ -6,11 +6,14 @@ from hypothesis import strategies as st
 
 from factorbench.spec import (
     MAX_RANGE_VALUES,
+    MIN_MAX_MEMORY,
     PRESETS,
     SpecError,
     SweepSpec,
+    format_memory,
     parse_kind,
     parse_list,
+    parse_memory,
     parse_param,
     parse_range,
     preset,
@@ -122,3 +125,37 @@ def test_spec_validation(field, value):
     setattr(spec, field, value)
     with pytest.raises(SpecError):
         spec.validate()
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("4G", 4 * 2**30), ("512M", 512 * 2**20), ("2.5GiB", 5 * 2**29), ("1t", 2**40),
+     ("64MB", 64 * 2**20), ("1048576", 2**20), (" 3 g ", 3 * 2**30), (".5G", 2**29),
+     ("100K", 102400), ("7b", 7)],
+)
+def test_memory_sizes(text, expected):
+    assert parse_memory(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "-1", "0", "abc", "1X", "G", "1e9", "nan", "inf", "4 GG",
+                                  "0.1", "1,5G", "9" * 400 + "T"])
+def test_bad_memory_sizes(text):
+    with pytest.raises(SpecError, match="--max-memory"):
+        parse_memory(text)
+
+
+def test_format_memory():
+    assert [format_memory(v) for v in (0, 1000, 2**20, 5 * 2**29, 1023.9 * 2**30, 2**40)] == [
+        "0 B", "1000 B", "1 MiB", "2.5 GiB", "1024 GiB", "1 TiB"]
+
+
+def test_max_memory_validated_and_kept_in_json():
+    spec = SweepSpec(max_memory=parse_memory("1G")).validate()
+    again = SweepSpec.from_json(spec.to_json())
+    assert again.max_memory == 2**30 and again == spec
+    old = spec.to_json()
+    del old["max_memory"]  # a spec stored before the field existed
+    assert SweepSpec.from_json(old).max_memory is None
+    for bad in (MIN_MAX_MEMORY - 1, 10 * 1024, 0, -5, 1.5e9):
+        with pytest.raises(SpecError, match="--max-memory must be at least 256 MiB"):
+            SweepSpec(max_memory=bad).validate()

@@ -5,6 +5,7 @@ that return.  The behaviour is chosen by the impl name.
 """
 
 import os
+import resource
 import signal
 import sys
 import time
@@ -73,3 +74,14 @@ def lu_wrongfactors(A):
 def lu_slow(A):
     time.sleep(float(os.environ.get("FACTORBENCH_TEST_SLEEP", "0.05")))
     return _lu(A)
+
+
+@register("lu", "hog", backend="numpy", family="textbook", dtypes=NATIVE_REAL)
+def lu_hog(A):
+    """Allocate FACTORBENCH_TEST_HOG bytes (8 GB) at once, beyond the address-space cap."""
+    size = int(float(os.environ.get("FACTORBENCH_TEST_HOG", 8e9)))
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY or soft >= size:  # never really eat the machine
+        raise RuntimeError("lu/hog runs only under a --max-memory below its allocation")
+    hog = np.ones(size // 8)
+    return hog.sum()
