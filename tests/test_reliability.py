@@ -92,7 +92,7 @@ def test_twenty_sigkills_then_resume_lose_nothing(tmp_path, faulty_plugin):
     proc = _fb(["run", "--resume", "--no-progress", "--db", str(db)], env)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    assert kills >= 15  # the sweep really was killed again and again
+    assert kills == 20  # the sweep really was killed 20 times before it could finish
     with Store(db, readonly=True) as store:
         run = store.run(1)
         keys = list(store.cells([1])["cell_key"])
