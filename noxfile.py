@@ -1,14 +1,19 @@
-"""nox sessions: lint, tests (incl. slow), report (quick sweep + HTML).
+"""nox sessions: lint, tests (incl. slow), bench (asv), pytest-bench, report.
 
 Sessions reuse their virtualenvs and use the running interpreter, so nox never
-downloads a Python.
+downloads a Python.  ``nox`` alone runs lint and tests; the others are named:
+``nox -s bench``, ``nox -s pytest-bench``, ``nox -s report``.
 """
+
+import glob
+import os
 
 import nox
 
 nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "tests"]
 PY = None  # a virtualenv of the interpreter nox runs under: nothing is downloaded
+ONE_BLAS_THREAD = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @nox.session(python=PY)
@@ -19,9 +24,71 @@ def lint(session):
 
 @nox.session(python=PY)
 def tests(session):
-    """Every test, including the ones marked slow."""
+    """Every test, including the ones marked slow; tests/bench runs as correctness tests.
+
+    pyproject's addopts pass --benchmark-disable, so each benchmark makes one call and
+    asserts the pass rule.
+    """
     session.install("-e", ".[test]")
     session.run("pytest", "-q", "-m", "slow or not slow", *session.posargs)
+
+
+@nox.session(python=PY)
+def bench(session):
+    """The asv suite in benchmarks/, against the code installed in this session.
+
+    ``asv check`` imports every benchmark; ``asv run --quick`` runs each once
+    (a smoke test of the suite, not a measurement; extra arguments go to asv
+    run, e.g. ``nox -s bench -- --bench lu``); ``asv publish`` writes the HTML
+    site (``asv preview`` serves it).  For real numbers run ``asv run
+    --python=same --set-commit-hash=HEAD`` without ``--quick`` in this venv.
+    ``--python=same`` uses this session's virtualenv instead of building one
+    per commit, and ``--set-commit-hash=HEAD`` records the results under the
+    checked-out commit (asv saves nothing from an existing environment
+    otherwise); for history over commits run ``asv run`` yourself
+    (``asv run main~10..main``), which builds its own environments with virtualenv.
+    """
+    session.install("-e", ".[bench]")
+    session.run("asv", "machine", "--yes")
+    session.run("asv", "check", "--python=same")
+    session.run("asv", "run", "--python=same", "--set-commit-hash=HEAD", "--quick",
+                "--show-stderr", *session.posargs)
+    session.run("asv", "publish")
+
+
+@nox.session(name="pytest-bench", python=PY)
+def pytest_bench(session):
+    """Time tests/bench (one benchmark per impl, n and dtype) with pytest-benchmark.
+
+    Each run is saved under .benchmarks/<machine>/ (--benchmark-autosave, numbered
+    0001_<commit>...json, git-ignored).  When an earlier run of this machine is
+    there, the new run is compared with the latest one and the session fails when
+    a benchmark's median is more than 10% slower
+    (``--benchmark-compare --benchmark-compare-fail=median:10%``).  On a busy or
+    shared machine single microsecond-scale benchmarks move by more than that:
+    re-run before believing one.  BLAS runs on one thread (OPENBLAS_NUM_THREADS,
+    OMP_NUM_THREADS and MKL_NUM_THREADS default to 1, as in asv.conf.json): at
+    these sizes threads buy little, and a threaded call's time swings with
+    whatever else the machine runs (gesdd at n = 64 on two cores: 0.35 ms on one
+    thread, up to 90 ms on two beside another job).  Extra arguments go to pytest, e.g.
+    ``nox -s pytest-bench -- -k lu`` or ``-- --benchmark-compare=0003``; set
+    FACTORBENCH_BENCH_SIZES=64,256 for more sizes.  ``pytest-benchmark compare``
+    lists the saved runs side by side.
+    """
+    session.install("-e", ".[test]")
+    out = session.run(
+        "python", "-c", "from pytest_benchmark.utils import get_machine_id as m; print(m())",
+        silent=True) or ""  # None under --install-only
+    machine = out.strip().splitlines()[-1] if out.strip() else None
+    saved = machine and glob.glob(
+        os.path.join(".benchmarks", machine, "[0-9][0-9][0-9][0-9]_*.json"))
+    compare = ["--benchmark-compare", "--benchmark-compare-fail=median:10%"] if saved else []
+    if not saved:
+        session.log(f"no earlier run in .benchmarks/{machine}: saving this one, no comparison")
+    one_thread = {k: os.environ.get(k, "1") for k in ONE_BLAS_THREAD}
+    session.run("pytest", "-q", "-p", "no:cacheprovider", "tests/bench", "--benchmark-enable",
+                "--benchmark-autosave", "--benchmark-columns=median,iqr,min,rounds",
+                *compare, *session.posargs, env=one_thread)
 
 
 @nox.session(python=PY)
