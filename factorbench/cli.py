@@ -389,9 +389,17 @@ def cmd_recommend(args) -> int:
     from factorbench.spec import parse_list
     from factorbench.store import Store
 
-    op = parse_list(args.op, OPS, "op")[0]
-    if args.dtype is not None:
-        parse_list(args.dtype, PRECISIONS, "dtype")
+    ops = parse_list(args.op, OPS, "op")
+    if len(ops) != 1:
+        raise UsageError(f"--op takes one operation, got {args.op!r}")
+    op = ops[0]
+    if args.dtype is not None and len(parse_list(args.dtype, PRECISIONS, "dtype")) != 1:
+        raise UsageError(f"--dtype takes one precision, got {args.dtype!r}")
+    if args.kind is not None:
+        from factorbench.accuracy.matrices import KINDS
+
+        if len(parse_list(args.kind, KINDS, "matrix kind")) != 1:
+            raise UsageError(f"--kind takes one matrix family, got {args.kind!r}")
     if not (args.n > 0 and args.n == args.n and args.n != float("inf")):
         raise UsageError(f"--n must be a positive size, got {args.n:g}")
     if args.kappa is not None and not (1 <= args.kappa < float("inf")):
@@ -404,12 +412,13 @@ def cmd_recommend(args) -> int:
     with Store(_db(args), readonly=True) as store:
         run = store.run(_run_id(args.run)) if args.run else _latest_run_with(store, op)
         cells = store.cells([run["run_id"]])
-    spec = json.loads(run["spec_json"] or "{}")
+    from factorbench.spec import SweepSpec
+
+    spec = SweepSpec.from_json(run["spec_json"]) if run["spec_json"] else SweepSpec()
     try:
         rec = recommend(cells, op=op, n=args.n, kappa=args.kappa, dtype=args.dtype,
-                        kind=args.kind, max_backward_ratio=bound,
-                        threshold=float(spec.get("threshold") or 30.0),
-                        lowrank_threshold=float(spec.get("lowrank_threshold") or 2.0))
+                        kind=args.kind, max_backward_ratio=bound, threshold=spec.threshold,
+                        lowrank_threshold=spec.lowrank_threshold)
     except NoData as exc:
         print(f"factorbench: no answer: {exc} (run {run['run_id']})", file=sys.stderr)
         return 1
@@ -438,10 +447,9 @@ def _json_safe(value):
 
 
 def _latest_run_with(store, op: str) -> dict:
-    cells = store.cells()
-    with_op = cells.loc[cells["op"] == op, "run_id"]
-    if not with_op.empty:
-        return store.run(int(with_op.max()))
+    run_id = store.latest_run_with(op)
+    if run_id is not None:
+        return store.run(run_id)
     raise UsageError(f"{store.path}: no run has cells of {op}")
 
 

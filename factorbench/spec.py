@@ -218,6 +218,10 @@ _MEMORY_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 _MEMORY_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
 
 
+#: Largest cap accepted: 2**60 bytes, beyond any address space (RLIMIT_AS is 64-bit).
+_MEMORY_MAX = 2**60
+
+
 def parse_memory(text: str, what: str = "--max-memory") -> int:
     """``"4G"`` -> 4 * 2**30 bytes; ``"2.5GiB"``, ``"512M"``, ``"1048576"`` (bytes).
 
@@ -232,6 +236,9 @@ def parse_memory(text: str, what: str = "--max-memory") -> int:
     value = float(match.group(1)) * _MEMORY_UNITS[match.group(2).lower()]
     if not math.isfinite(value) or value < 1:
         raise SpecError(f"bad {what} {text!r}: must be a positive size")
+    if value > _MEMORY_MAX:
+        raise SpecError(f"bad {what} {text!r}: larger than any address space "
+                        f"(at most {format_memory(_MEMORY_MAX)})")
     return int(value)
 
 

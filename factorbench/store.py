@@ -354,6 +354,11 @@ class Store:
         cur = self._con.execute("SELECT cell_key FROM cells WHERE run_id = ?", (run_id,))
         return {r[0] for r in cur}
 
+    def latest_run_with(self, op: str) -> int | None:
+        """The newest run holding cells of ``op``, or None."""
+        row = self._con.execute("SELECT MAX(run_id) FROM cells WHERE op = ?", (op,)).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def cells(self, run_ids=None):
         """Cells of the given runs (all runs when None) as a DataFrame."""
         import pandas as pd

@@ -389,7 +389,10 @@ def cap_memory(limit: int) -> int | None:
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (ValueError, OverflowError, OSError) as exc:
+        raise CapTooSmall(f"--max-memory {format_memory(limit)} cannot be set: {exc}") from None
     _MAX_MEMORY = limit
     return footprint
 

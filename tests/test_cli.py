@@ -73,6 +73,9 @@ def test_list_shows_every_impl(capsys):
          "--max-backward-ratio must be positive"),
         (["recommend", "--op", "lu", "--n", "64", "--db", "/no/such/x.sqlite"],
          "no such database"),
+        (["recommend", "--op", "lu,qr", "--n", "64"], "--op takes one operation"),
+        (["recommend", "--op", "lu", "--n", "64", "--kind", "randsdv"],
+         "unknown matrix kind 'randsdv' (did you mean randsvd"),
         (["compare", "1"], "the following arguments are required: HEAD"),
         (["compare", "a", "2"], "run id must be an integer"),
         (["compare", "1", "2", "--fail-slower", "-3"], "--fail-slower must be"),
@@ -406,6 +409,7 @@ def test_estimate_grows_with_size_and_is_capped_by_the_timeout():
     assert capped.seconds <= 5.0 * capped.runnable
 
 
+@pytest.mark.slow  # times real cells: a loaded machine would make it flaky
 def test_estimate_right_order_of_magnitude_for_a_tiny_sweep():
     from threadpoolctl import threadpool_limits
 

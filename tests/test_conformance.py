@@ -79,3 +79,16 @@ def test_wilkinson_growth_through_the_harness():
         assert rec["growth_factor"] == 2.0**23
         if impl_id == "lu/gepp":
             assert rec["growth_factor_exact"] == 2.0**23
+
+
+def test_forward_error_rule_passes_gesv_and_fails_the_normal_equations():
+    """The sqrt(max(m, n)) dimension factor of the forward-error limit: LAPACK
+    gesv on a perfectly conditioned 256 x 256 matrix passes (its error is tens
+    of u), while the normal equations at kappa = 1e4 and m = 1024 still fail
+    (error ~ kappa^2 u, a ratio ~ kappa)."""
+    gesv = run_cell(_cell("solve/gesv", "float64", "randsvd", n=256, kappa=1.0), OPTIONS)
+    assert gesv["status"] == "ok", gesv["message"]
+    assert gesv["kappa_scaled_error"] > 1.0  # a real dimension factor, not a zero
+    normal = run_cell(_cell("lstsq/normal", "float64", "randsvd", n=512, kappa=1e4), OPTIONS)
+    assert normal["status"] == "failed" and "kappa_scaled_error" in normal["message"]
+    assert normal["kappa_scaled_error"] > 30 * (2 * 512) ** 0.5

@@ -138,7 +138,7 @@ def test_memory_sizes(text, expected):
 
 
 @pytest.mark.parametrize("text", ["", "-1", "0", "abc", "1X", "G", "1e9", "nan", "inf", "4 GG",
-                                  "0.1", "1,5G", "9" * 400 + "T"])
+                                  "0.1", "1,5G", "9" * 400 + "T", "99999999999T", "2E"])
 def test_bad_memory_sizes(text):
     with pytest.raises(SpecError, match="--max-memory"):
         parse_memory(text)

@@ -331,12 +331,16 @@ def forward_error_vs_kappa(
     fig_id: str,
     title: str = "Forward error vs kappa",
     colors: Mapping[str, object] | None = None,
+    kappa_guides: bool = True,
 ) -> Plot:
     """Relative forward error against condition number, log-log, per series.
 
-    Guide lines ``kappa·u`` (what a backward-stable solver attains) and
-    ``kappa²·u`` (the normal equations, or least squares with a large
-    residual) are drawn per dtype over the plotted kappa range, capped at 10.
+    With ``kappa_guides`` (solve, lstsq), guide lines ``kappa·u`` (what a
+    backward-stable solver attains) and ``kappa²·u`` (the normal equations,
+    or least squares with a large residual) are drawn per dtype over the
+    plotted kappa range, capped at 10.  Without (svd, eigh, whose forward
+    errors are relative to ||A|| and bounded by Weyl's theorem whatever kappa
+    is), a line at u per dtype.
 
     Parameters
     ----------
@@ -352,6 +356,8 @@ def forward_error_vs_kappa(
     colors : mapping of str to colour, optional
         Colour per variant, e.g. the report's
         :func:`~factorbench.reports.figure.palette`.
+    kappa_guides : bool, optional
+        Draw the kappa·u and kappa²·u guides (else a line at u).
 
     Returns
     -------
@@ -366,7 +372,8 @@ def forward_error_vs_kappa(
         return Plot(
             title, None, ("no data: no cell of this op has a forward error", *points.notes)
         )
-    guides, notes = _kappa_guides(points, {"kappa·u": (1, "--"), "kappa²·u": (2, ":")}, _GUIDE_CAP)
+    powers = {"kappa·u": (1, "--"), "kappa²·u": (2, ":")} if kappa_guides else {"u": (0, "-.")}
+    guides, notes = _kappa_guides(points, powers, _GUIDE_CAP)
     return _scatter_figure(
         points,
         fig_id=fig_id,

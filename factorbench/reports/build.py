@@ -76,7 +76,7 @@ def render_report(
     cells: pd.DataFrame,
     *,
     title: str | None = None,
-    threshold: float = 30.0,
+    threshold: float | None = None,
 ) -> str:
     """Render the HTML report of ``runs`` and their ``cells``.
 
@@ -94,7 +94,9 @@ def render_report(
     title : str, optional
         Page title; defaults to "factorbench report: " and the run names.
     threshold : float, optional
-        Backward-ratio pass threshold drawn on the accuracy plots.
+        Pass threshold drawn on the accuracy plots and used by the
+        recommendation maps.  Default: the threshold the runs were judged by
+        (from their spec), or 30 when they differ or do not say.
 
     Returns
     -------
@@ -109,10 +111,15 @@ def render_report(
     multi_run = len(names) > 1
     ceilings = _ceilings(run_frame, names)
     rules = _pass_rules(run_frame, threshold)
+    # The plots draw one line: the runs' common rule, else the argument or 30.
+    common = set(rules.values())
+    threshold, lowrank = common.pop() if len(common) == 1 else (
+        threshold if threshold is not None else 30.0, LOWRANK_THRESHOLD)
 
     context = {
         "title": title or "factorbench report: " + ", ".join(names.values()),
         "threshold": f"{threshold:g}",
+        "lowrank_threshold": f"{lowrank:g}",
         "multi_run": multi_run,
         "statuses": _statuses(cells),
         "runs": [_run_view(row, names, cells) for row in run_frame.itertuples(index=False)],
@@ -121,6 +128,7 @@ def render_report(
                 op,
                 cells[cells["op"] == op],
                 threshold=threshold,
+                lowrank_threshold=lowrank,
                 multi_run=multi_run,
                 # Impls belong to one op, so a palette per op keeps each impl's
                 # colour the same on every figure and map while using the
@@ -146,7 +154,7 @@ def build_report(
     out_path,
     *,
     title: str | None = None,
-    threshold: float = 30.0,
+    threshold: float | None = None,
 ) -> pathlib.Path:
     """Write the HTML report of ``runs`` and ``cells`` to ``out_path``.
 
@@ -159,7 +167,7 @@ def build_report(
     title : str, optional
         Page title.
     threshold : float, optional
-        Backward-ratio pass threshold.
+        As for :func:`render_report`.
 
     Returns
     -------
@@ -318,8 +326,11 @@ def _ceilings(runs: pd.DataFrame, names: Mapping[int, str]) -> dict[tuple[str, s
     return out
 
 
-def _pass_rules(runs: pd.DataFrame, threshold: float) -> dict[int, tuple[float, float]]:
-    """run id -> (threshold, lowrank threshold) the run judged its cells by."""
+def _pass_rules(runs: pd.DataFrame, threshold: float | None
+                ) -> dict[int, tuple[float, float]]:
+    """run id -> (threshold, lowrank threshold) the run judged its cells by;
+    ``threshold`` (else 30) where the run's spec does not say."""
+    threshold = 30.0 if threshold is None else threshold
     out = {}
     for run_id, text in zip(runs["run_id"], runs["spec_json"], strict=True):
         spec = _loads(text, {})
@@ -437,6 +448,7 @@ def _op_view(
     cells: pd.DataFrame,
     *,
     threshold: float,
+    lowrank_threshold: float,
     multi_run: bool,
     colors: Mapping,
     ceilings: Mapping,
@@ -450,7 +462,8 @@ def _op_view(
         "anchor": f"op-{slug}",
         "n_cells": len(cells),
         "counts": [(s, int(counts[s])) for s in _statuses(cells) if s in counts],
-        "plots": [_plot_view(p) for p in _op_plots(op, cells, slug, threshold, colors, ceilings)],
+        "plots": [_plot_view(p) for p in _op_plots(op, cells, slug, threshold,
+                                                    lowrank_threshold, colors, ceilings)],
         "maps": _recommendation_maps(op, cells, colors=colors, rules=rules, names=names),
         "rows": _cell_rows(cells, multi_run=multi_run),
     }
@@ -460,7 +473,8 @@ def _has(cells: pd.DataFrame, col: str) -> bool:
     return bool(cells[col].notna().any()) if col in cells else False
 
 
-def _op_plots(op, cells, slug, threshold, colors, ceilings) -> list[plots.Plot]:
+def _op_plots(op, cells, slug, threshold, lowrank_threshold, colors, ceilings
+              ) -> list[plots.Plot]:
     """The figures that apply to this op: a metric the op never records
     gets no empty box."""
     out = [plots.time_vs_n(cells, fig_id=f"{slug}-time", title="Time vs n", colors=colors)]
@@ -473,8 +487,11 @@ def _op_plots(op, cells, slug, threshold, colors, ceilings) -> list[plots.Plot]:
             cells, fig_id=f"{slug}-bwd", threshold=threshold,
             title="Backward error ratio vs kappa", colors=colors))
     if _has(cells, "forward_error"):
+        # Only a solve's forward error tracks kappa; svd and eigh measure
+        # theirs against ||A||, bounded by Weyl's theorem whatever kappa is.
         out.append(accuracy_plots.forward_error_vs_kappa(
-            cells, fig_id=f"{slug}-fwd", title="Forward error vs kappa", colors=colors))
+            cells, fig_id=f"{slug}-fwd", title="Forward error vs kappa", colors=colors,
+            kappa_guides=op in ("solve", "lstsq")))
     if _has(cells, "orthogonality_loss"):
         out.append(accuracy_plots.orthogonality_vs_kappa(
             cells, fig_id=f"{slug}-orth", title="Orthogonality loss vs kappa", colors=colors))
@@ -484,7 +501,7 @@ def _op_plots(op, cells, slug, threshold, colors, ceilings) -> list[plots.Plot]:
     if _has(cells, "lowrank_error_ratio"):
         out.append(accuracy_plots.lowrank_vs_rank(
             cells, fig_id=f"{slug}-lowrank", title="Low-rank error ratio vs rank",
-            colors=colors))
+            threshold=lowrank_threshold, colors=colors))
     if _has(cells, "time_median_s") and _has(cells, "backward_ratio"):
         out.append(decision_plots.pareto(
             cells, fig_id=f"{slug}-pareto", threshold=threshold,
@@ -557,6 +574,8 @@ def _key(x) -> str:
         x = float(x)
     except (TypeError, ValueError):
         return ""
+    if math.isinf(x):  # JavaScript's parseFloat reads 1e999 as Infinity, "inf" as NaN
+        return "1e999" if x > 0 else "-1e999"
     # Six significant digits order any two values a reader could tell apart.
     return "" if math.isnan(x) else f"{x:.6g}"
 

@@ -153,7 +153,6 @@ import functools
 import json
 import math
 import numbers
-import pathlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -191,11 +190,12 @@ SPEED_VERDICTS = ("slower", "faster", "same", "inconclusive", "n/a")
 #: Accuracy verdicts, in the order they are counted.
 ACCURACY_VERDICTS = ("less_accurate", "more_accurate", "same", "n/a")
 
-#: Metric compared -> (row column prefix, floor).  The floor "u" is the
-#: cell's unit roundoff; 1.0 applies to the u-scaled (and lowrank) ratios.
+#: Metric compared -> (row column prefix, floor).  1.0 applies to the
+#: u-scaled (and lowrank) ratios; "expected" is the forward error a
+#: backward-stable method is expected to reach (:func:`_expected_forward_error`).
 ACCURACY_METRICS = {
     "backward_ratio": ("backward", 1.0),
-    "forward_error": ("forward", "u"),
+    "forward_error": ("forward", "expected"),
     "orthogonality_ratio": ("orthogonality", 1.0),
     "lowrank_error_ratio": ("lowrank", 1.0),
 }
@@ -243,8 +243,6 @@ _ACCURACY_BREAKS = ("failed", "error", "crashed")
 #: Head statuses that fail the speed gate when base was ``ok``.
 _SPEED_BREAKS = ("timeout",)
 
-_TEMPLATES = pathlib.Path(__file__).with_name("templates")
-_DASH = "\u2014"
 
 
 # ------------------------------------------------------------------ options
@@ -532,8 +530,8 @@ def compare_runs(
     )
 
 
-_NUMERIC = ("m", "n", "kappa", "seed", "unit_roundoff", "time_median_s", "gflops",
-            "peak_fraction", "unstable", "concurrent", *ACCURACY_METRICS)
+_NUMERIC = ("m", "n", "kappa", "kappa_actual", "seed", "unit_roundoff", "time_median_s",
+            "gflops", "peak_fraction", "unstable", "concurrent", *ACCURACY_METRICS)
 _TEXT = ("dtype", "kind", "params_json", "message", "samples_json", "nan_columns")
 
 
@@ -617,6 +615,9 @@ def _median_time(median, samples: np.ndarray) -> float:
 #: Fewest timed cells from which the run-to-run spread is estimated.
 MIN_NOISE_CELLS = 12
 
+#: Fewest cells of one impl that enter the spread (see run_to_run_noise).
+_MIN_GROUP = 5
+
 
 def run_to_run_noise(speedup, groups=None, *, min_effect: float, sigmas: float) -> dict:
     """Noise floor from the spread of per-cell changes between two runs.
@@ -629,7 +630,7 @@ def run_to_run_noise(speedup, groups=None, *, min_effect: float, sigmas: float) 
         The impl of each cell.  The spread is then measured on each cell's
         change relative to the median change of its impl, so that an impl
         that really changed (all its cells move together) does not widen the
-        floor it is judged by; impls with fewer than 3 cells are left out.
+        floor it is judged by; impls with fewer than 5 cells are left out.
     min_effect, sigmas : float
         The floor is ``max(min_effect, exp(sigmas * spread) - 1)``.
 
@@ -655,7 +656,9 @@ def run_to_run_noise(speedup, groups=None, *, min_effect: float, sigmas: float) 
         parts = []
         for name in dict.fromkeys(g):
             rg = r[g == name]
-            if rg.size >= 3:
+            # Centring on a group's own median shrinks its residuals (one of
+            # three is exactly 0): small groups would bias the spread low.
+            if rg.size >= _MIN_GROUP:
                 parts.append(rg - np.median(rg))
         resid = np.concatenate(parts) if parts else np.empty(0)
     out["cells"] = int(resid.size)
@@ -741,13 +744,34 @@ def _floored(x: np.ndarray, floor) -> np.ndarray:
     return np.where(np.isnan(x), np.nan, np.fmax(x, floor))
 
 
-def _accuracy(rows: pd.DataFrame, merged: pd.DataFrame, options: CompareOptions) -> None:
+def _expected_forward_error(rows: pd.DataFrame, merged: pd.DataFrame) -> np.ndarray:
+    """What a backward-stable method's forward error is expected to be, the
+    floor below which a change of the forward error is rounding noise (a
+    different BLAS blocking or thread count moves it by a few times).
+
+    solve, lstsq: sqrt(max(m, n)) kappa u, the pass rule's scale
+    (:func:`factorbench.accuracy.metrics.limits`); svd and eigh, whose forward
+    errors are relative to ||A|| and bounded by Weyl's theorem whatever
+    kappa is: max(m, n) u.
+    """
     u = rows["unit_roundoff"].to_numpy(float)
+    size = np.fmax(rows["m"].to_numpy(float), rows["n"].to_numpy(float))
+    size = np.where(np.isfinite(size) & (size >= 1), size, 1.0)
+    kappa = merged["kappa_actual_b"].to_numpy(float) if "kappa_actual_b" in merged \
+        else np.full(len(rows), np.nan)
+    kappa = np.where(np.isfinite(kappa), kappa, rows["kappa"].to_numpy(float))
+    kappa = np.where(np.isfinite(kappa) & (kappa >= 1), kappa, 1.0)
+    kappa_scaled = rows["op"].isin(("solve", "lstsq")).to_numpy(bool)
+    return np.where(kappa_scaled, np.sqrt(size) * kappa * u, size * u)
+
+
+def _accuracy(rows: pd.DataFrame, merged: pd.DataFrame, options: CompareOptions) -> None:
+    expected = _expected_forward_error(rows, merged)
     changes = []
     for metric, (prefix, floor) in ACCURACY_METRICS.items():
         xb = merged[f"{metric}_b"].to_numpy(float)
         xh = merged[f"{metric}_h"].to_numpy(float)
-        fl = u if floor == "u" else floor
+        fl = expected if floor == "expected" else floor
         fb, fh = _floored(xb, fl), _floored(xh, fl)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = fh / fb

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import pathlib
 import textwrap
 
 import numpy as np
@@ -32,7 +31,6 @@ from factorbench.reports.compare import _ACCURACY_BREAKS, ACCURACY_METRICS, Comp
 
 __all__ = ["format_table", "render_compare"]
 
-_TEMPLATES = pathlib.Path(__file__).with_name("templates")
 
 def _run_name(run: dict, which: str) -> str:
     run_id = run.get("run_id")
@@ -169,7 +167,8 @@ def _summary(cmp: Comparison) -> dict:
             f"{counts['tested']} testable cell{_s(counts['tested'])} at alpha = {opts.alpha:g}, "
             f"noise floor {_noise_text(cmp)}; effect = Cliff's delta (> 0: head slower). "
             f"accuracy: floored ratio head/base (u-scaled ratios floored at 1, forward error "
-            f"at u), reported beyond {opts.accuracy_threshold:g}x."
+            f"at its backward-stable level), "
+            f"reported beyond {opts.accuracy_threshold:g}x."
         ),
     }
 

@@ -27,8 +27,9 @@ Rules
   recommended when ``kind="spd"`` is asked for.
 * Qualifying impls are ranked by the median over their cells of the median
   time; the *margin* is the runner-up's time over the winner's, and the
-  winner is *clear* when the two 95% confidence intervals of the median do
-  not overlap.
+  winner is *clear* when, on every matrix both ran (same family, kappa,
+  shape and seed), the winner's 95% confidence interval of the median time
+  lies entirely below the runner-up's.
 """
 
 from __future__ import annotations
@@ -58,9 +59,9 @@ _MEASURED = ("ok", "failed")
 
 
 # Columns the ranking reads; the rest of a cell is dropped up front.
-_COLUMNS = ("run_id", "op", "impl", "params_json", "variant", "dtype", "kind", "m", "n",
-            "kappa", "status", "message", "time_median_s", "time_ci_low_s", "time_ci_high_s",
-            "nan_columns", *PASS_RATIOS)
+_COLUMNS = ("run_id", "op", "impl", "params_json", "variant", "dtype", "kind", "mode", "m",
+            "n", "kappa", "seed", "status", "message", "time_median_s", "time_ci_low_s",
+            "time_ci_high_s", "nan_columns", *PASS_RATIOS)
 
 
 class NoData(LookupError):
@@ -84,6 +85,9 @@ class Candidate:
         Matrix families those cells cover.
     worst_backward_ratio : float
         Largest backward ratio over the cells (NaN when none was recorded).
+    intervals : tuple of (str, float, float)
+        Per cell: the matrix it ran on (family, kappa, shape, seed) and the
+        95% CI of its median time, for the "clear" comparison.
     qualifies : bool
         Meets the accuracy bound on every cell (see the module docstring).
     reason : str
@@ -99,6 +103,7 @@ class Candidate:
     worst_backward_ratio: float
     qualifies: bool
     reason: str = ""
+    intervals: tuple[tuple[str, float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -157,11 +162,14 @@ class Recommendation:
 
     @property
     def clear(self) -> bool:
-        """The winner's 95% CI lies entirely below the runner-up's."""
+        """On every matrix both ran, the winner's 95% CI of the median time
+        lies entirely below the runner-up's (False without a shared cell)."""
         best, second = self.best, self.runner_up
         if best is None or second is None:
             return False
-        return bool(best.ci_high_s < second.ci_low_s)
+        theirs = {key: lo for key, lo, _ in second.intervals}
+        shared = [(hi, theirs[key]) for key, _, hi in best.intervals if key in theirs]
+        return bool(shared) and all(hi < lo for hi, lo in shared)
 
     def summary(self) -> str:
         """One line: winner, margin and confidence, or why there is none."""
@@ -444,6 +452,11 @@ def _rank(at, *, op, dtype, kind, n, kappa, n_used, kappa_used, bound, rule) -> 
                 default=math.nan),
             qualifies=not reason,
             reason=reason,
+            intervals=tuple(sorted(
+                (_matrix_key(c), float(c["time_ci_low_s"]), float(c["time_ci_high_s"]))
+                for c in g
+                if not (math.isnan(c["time_ci_low_s"]) or math.isnan(c["time_ci_high_s"]))
+            )),
         )
         (excluded if reason else ranked).append(cand)
     ranked.sort(key=lambda c: (math.isnan(c.time_s), c.time_s, c.impl))
@@ -461,6 +474,12 @@ def _rank(at, *, op, dtype, kind, n, kappa, n_used, kappa_used, bound, rule) -> 
         excluded=tuple(excluded),
         run_ids=run_ids,
     )
+
+
+def _matrix_key(c: dict) -> str:
+    """The matrix a cell ran on: cells of two impls with the same key timed
+    the same input."""
+    return "|".join(str(c.get(k)) for k in ("kind", "mode", "kappa", "m", "n", "seed"))
 
 
 def _median(values) -> float:

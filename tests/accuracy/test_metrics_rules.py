@@ -44,11 +44,7 @@ def test_lists_are_not_accepted_as_factors():
     assert result_dtype_error(QR(Q, Q), "float32") is None
 
 
-def test_forward_error_limit_scales_with_size():
-    # LAPACK gesv at kappa = 1, n = 256 has forward error ~ 50 u: not a failure.
-    assert limits(30.0, size=256)["kappa_scaled_error"] == 30.0 * 256
+def test_forward_error_limit_scales_with_sqrt_size():
+    assert limits(30.0, size=256)["kappa_scaled_error"] == 30.0 * 16
     assert limits(30.0, size=256)["backward_ratio"] == 30.0
-    assert passed({"backward_ratio": 0.02, "kappa_scaled_error": 49.2}, size=256)
-    assert not passed({"backward_ratio": 0.02, "kappa_scaled_error": 49.2})
-    # the normal equations' kappa^2 u error still fails where kappa >> n
-    assert not passed({"backward_ratio": 0.1, "kappa_scaled_error": 1e6}, size=256)
+    assert limits(30.0)["kappa_scaled_error"] == 30.0

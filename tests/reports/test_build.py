@@ -443,8 +443,16 @@ def test_report_of_a_stored_run_has_every_section(tmp_path):
     assert 'download="factorbench-cells.csv" href="data:text/csv' in text
     # qr/cgs loses orthogonality at kappa 1e12: a failure with its message
     assert "orthogonality_ratio=" in _section(text, "failures")
-    # the map's winner at (32, 1e12) is what recommend says
-    best = recommend(cells, op="solve", n=32, kappa=1e12, kind="randsvd").best.impl
+    # every cell of the pooled float64 map is what recommend says at that point
     solve = _section(text, "op-solve")
-    row32 = solve[solve.index("<th class=\"num\">32</th>"):]
-    assert best in row32[: row32.index("</tr>")]
+    table = re.search(r'<table class="map">(.*?)</table>', solve, re.S).group(1)
+    heads = re.findall(r"<th>(.*?)</th>", table.split("</thead>")[0])
+    assert heads == ["1e+02", "1e+12", "every kappa"]
+    rows = re.findall(r'<th class="num">(\d+)</th>(.*?)</tr>', table.split("<tbody>")[1], re.S)
+    assert [int(n) for n, _ in rows] == [16, 32]
+    for n, row in rows:
+        shown = [re.sub(r"<span.*", "", c).strip()
+                 for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        for kappa, cell in zip((1e2, 1e12, None), shown, strict=True):
+            rec = recommend(cells, op="solve", n=int(n), kappa=kappa, dtype="float64")
+            assert cell == (rec.best.impl if rec.best else "none passes"), (n, kappa)

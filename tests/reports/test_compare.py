@@ -267,16 +267,23 @@ def test_backward_ratio_growth_is_less_accurate_and_gated():
     assert _compare([b], [h], CompareOptions(fail_less_accurate=30)).less_accurate.empty
 
 
-def test_forward_error_floored_at_unit_roundoff():
-    b = _cell("k", op="solve", impl="solve/lapack", backward_ratio=None, forward_error=1e-17)
-    h = _cell("k", op="solve", impl="solve/lapack", backward_ratio=None, forward_error=1e-16)
+def test_forward_error_floored_at_its_backward_stable_level():
+    # solve at n = 256, kappa = 1e4: a backward-stable solver reaches about
+    # sqrt(256) * 1e4 * u = 1.8e-11; changes below that are rounding noise
+    floor = 16 * 1e4 * U64
+    b = _cell("k", op="solve", impl="solve/lapack", backward_ratio=None, forward_error=1e-13)
+    h = _cell("k", op="solve", impl="solve/lapack", backward_ratio=None, forward_error=1e-12)
     row = _compare([b], [h]).rows.iloc[0]
-    assert row["forward_change"] == 1.0  # both below u: the same
-    assert row["accuracy_verdict"] == "same"
-    h2 = _cell("k", op="solve", impl="solve/lapack", backward_ratio=None, forward_error=1e-12)
+    assert row["forward_change"] == 1.0 and row["accuracy_verdict"] == "same"
+    h2 = _cell("k", op="solve", impl="solve/lapack", backward_ratio=None, forward_error=1e-8)
     row = _compare([b], [h2]).rows.iloc[0]
-    assert row["forward_change"] == pytest.approx(1e-12 / U64)
+    assert row["forward_change"] == pytest.approx(1e-8 / floor)
     assert row["accuracy_verdict"] == "less_accurate"
+    # svd: relative to ||A||, bounded by n u whatever kappa is
+    b = _cell("k", op="svd", impl="svd/x", backward_ratio=None, forward_error=1e-16)
+    h = _cell("k", op="svd", impl="svd/x", backward_ratio=None, forward_error=1e-12)
+    row = _compare([b], [h]).rows.iloc[0]
+    assert row["forward_change"] == pytest.approx(1e-12 / (256 * U64))
 
 
 def test_orthogonality_ratio_compared_when_present():

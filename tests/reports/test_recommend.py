@@ -123,3 +123,16 @@ def test_bad_point_raises_value_error(cells):
         recommend(cells, op="solve", n=0)
     with pytest.raises(ValueError):
         recommend(cells, op="solve", n=64, kappa=0.5)
+
+
+def test_clear_needs_disjoint_intervals_on_every_shared_matrix(cells):
+    rec = recommend(cells, op="solve", n=64, kappa=1e16, kind="randsvd")
+    assert rec.best.impl == "solve/gesv" and rec.clear
+    # the runner-up's interval on one shared matrix reaches below the winner's
+    close = cells.copy()
+    hit = (close["impl"] == "solve/lu") & (close["n"] == 64) & (close["kappa"] == 1e16) & (
+        close["kind"] == "randsvd")
+    close.loc[hit, "time_ci_low_s"] = 1e-12
+    rec = recommend(close, op="solve", n=64, kappa=1e16, kind="randsvd")
+    assert rec.best.impl == "solve/gesv" and not rec.clear
+    assert "within timing noise" in rec.summary()

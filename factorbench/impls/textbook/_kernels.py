@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from factorbench.accuracy.metrics import _div
 from factorbench.accuracy.precision import NATIVE_COMPLEX, NATIVE_REAL
 
 _NATIVE = frozenset(np.dtype(d) for d in NATIVE_REAL + NATIVE_COMPLEX)
@@ -111,15 +112,10 @@ def lu_inplace(W, pivoting, track_growth=True):
         if piv != 0 or pivoting == "none":
             W[k + 1 :, k] /= piv
             W[k + 1 :, k + 1 :] -= np.outer(W[k + 1 :, k], W[k, k + 1 :])
-    growth = None
-    if track_growth and amax == 0 and gmax == 0:
-        # The zero matrix: exact factors (L = I, U = 0) and nothing grew.
-        # 0/0 is taken as 0, the convention of the metrics' growth_factor
-        # (LAPACK TESTING's), instead of a NaN that would fail an exact cell.
-        growth = 0.0
-    elif track_growth:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            growth = float(np.float64(gmax) / np.float64(amax))
+    # The zero matrix has exact factors (L = I, U = 0) and nothing grew: 0/0
+    # counts as 0, the metrics' (LAPACK TESTING's) convention, not a NaN
+    # that would fail an exact cell.
+    growth = _div(float(gmax), float(amax)) if track_growth else None
     return perm, q, growth
 
 
