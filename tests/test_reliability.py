@@ -16,6 +16,7 @@ import pytest
 from factorbench.spec import SweepSpec
 from factorbench.store import Store
 from factorbench.sweep import expand
+from tests.test_cli import _count
 
 # 10 sizes x 5 kappas x 2 dtypes of one impl: 100 cells of a few ms each.
 SWEEP_100 = ["run", "--ops", "lu", "--impls", "lu/slow", "--sizes", "8:80:+8",
@@ -27,17 +28,6 @@ def _fb(args, env=None):
     return subprocess.Popen([sys.executable, "-m", "factorbench", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, **(env or {})))
-
-
-def _count(db) -> int:
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            return con.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
 
 
 def _marked_processes(marker: str) -> list[int]:
