@@ -146,3 +146,22 @@ def test_hog_refuses_to_run_without_a_cap(faulty_plugin):
     (cell,) = _cells(faulty_plugin, ["lu/hog"])
     rec = run_cell(cell, OPTIONS)
     assert rec["status"] == "error" and "only under a --max-memory" in rec["message"]
+
+
+def test_threads_size_the_worker_pools_from_start(monkeypatch):
+    from factorbench.executors import _worker_env
+
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "7")
+    env = _worker_env({"threads": 1})
+    assert env["OPENBLAS_NUM_THREADS"] == env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
+    assert env["PYTHONFAULTHANDLER"] == "1"
+    # without --threads the library default (and the user's environment) stands
+    assert _worker_env({})["OPENBLAS_NUM_THREADS"] == "7"
+
+
+def test_worker_started_with_one_thread_reports_one(faulty_plugin):
+    cells = _cells(faulty_plugin, ["lu/lapack"])
+    with make_executor("serial", init={"plugins": [faulty_plugin], "threads": 1},
+                       timeout=60) as ex:
+        (rec,) = list(ex.run(cells, OPTIONS))
+    assert rec["status"] == "ok" and rec["threads"] == 1
