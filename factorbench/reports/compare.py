@@ -433,10 +433,9 @@ class Comparison:
                 )
             lines += self._status_lines(_SPEED_BREAKS)
         if opts.fail_less_accurate is not None:
+            # With the gate set, less_accurate is judged against this factor.
             factor = opts.fail_less_accurate
-            worse = self.rows[self.rows["accuracy_change"] > factor]
-            worse = worse.iloc[np.argsort(-worse["accuracy_change"].to_numpy(), kind="stable")]
-            for r in worse.itertuples(index=False):
+            for r in self.less_accurate.itertuples(index=False):
                 lines.append(
                     f"less accurate by {_fmt_factor(r.accuracy_change)} "
                     f"(> {factor:g}x): {_cell_text(r)}: {_accuracy_text(r, factor)}"

@@ -4,7 +4,6 @@ inline table sorter, no network; same comparison, same bytes)."""
 
 from __future__ import annotations
 
-import json
 import math
 import textwrap
 
@@ -27,6 +26,7 @@ from factorbench.reports._format import (
     _text,
     environment,
 )
+from factorbench.reports._frames import loads
 from factorbench.reports.compare import _ACCURACY_BREAKS, ACCURACY_METRICS, Comparison
 
 __all__ = ["format_table", "render_compare"]
@@ -39,28 +39,17 @@ def _run_name(run: dict, which: str) -> str:
     return f"{name} ({label})" if label else name
 
 
-def _loads(text):
-    if isinstance(text, dict | list):
-        return text
-    if not _text(text):
-        return None
-    try:
-        return json.loads(text)
-    except (TypeError, ValueError):
-        return None
-
-
 def _host(run: dict) -> str:
-    machine = _loads(run.get("machine_json"))
+    machine = loads(run.get("machine_json"), None)
     host = _text(run.get("host")) or (
         _text(machine.get("host")) if isinstance(machine, dict) else "")
     return host or "?"
 
 
 def _run_info(run: dict, which: str, dtypes) -> dict:
-    gemm = _loads(run.get("gemm_gflops_json"))
+    gemm = loads(run.get("gemm_gflops_json"), None)
     gemm = gemm if isinstance(gemm, dict) else {}
-    machine = _loads(run.get("machine_json"))
+    machine = loads(run.get("machine_json"), None)
     machine = machine if isinstance(machine, dict) else {}
     commit = _text(run.get("git_commit"))
     return {
@@ -195,15 +184,12 @@ def _overall(cmp: Comparison, base: dict, head: dict) -> tuple[str, bool]:
     whole sweep in one direction together with a shifted ceiling points to
     the machine rather than to the code.
     """
-    speedup = cmp.rows["speedup"].to_numpy(float)
-    speedup = speedup[np.isfinite(speedup) & (speedup > 0)]
+    timed = int(np.isfinite(cmp.rows["speedup"]).sum())
+    common = cmp.noise.get("drift", math.nan)  # median head/base - 1 over the timed cells
     parts, large = [], False
-    floor = _floor(cmp) / 2
-    if speedup.size:
-        common = math.exp(-float(np.median(np.log(speedup)))) - 1.0
-        large = speedup.size >= 5 and abs(common) > floor
-        parts.append(f"median change over {speedup.size} timed cell{_s(speedup.size)}: "
-                     f"{_fmt_pct(common)}")
+    if timed and _finite(common):
+        large = timed >= 5 and abs(common) > _floor(cmp) / 2
+        parts.append(f"median change over {timed} timed cell{_s(timed)}: {_fmt_pct(common)}")
     ceil_b, ceil_h = base["gemm_raw"], head["gemm_raw"]
     gemm = []
     for dtype in sorted(set(ceil_b) & set(ceil_h)):
