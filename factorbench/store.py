@@ -211,9 +211,28 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             self._con.execute("PRAGMA busy_timeout = 60000")
-            self._con.execute("PRAGMA journal_mode = WAL")
+            self._retry_locked(lambda: self._con.execute("PRAGMA journal_mode = WAL"))
             self._con.execute("PRAGMA synchronous = NORMAL")
             self._init_schema()
+
+    def _retry_locked(self, fn, retries: int = 20):
+        """``fn()``, retried while another process holds the lock.
+
+        Switching a new file to WAL needs an exclusive lock, and SQLite does
+        not call the busy handler for it: two runs opening one new database
+        at once would see "database is locked" immediately.
+        """
+        delay = 0.05
+        for attempt in range(retries):
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise StoreError(f"{self.path}: {exc}") from None
+                if attempt == retries - 1:
+                    raise StoreError(f"{self.path}: database stays locked: {exc}") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     # -- lifecycle ---------------------------------------------------------
     def close(self) -> None:

@@ -17,10 +17,18 @@ from factorbench.cli import main
 from factorbench.store import Store
 
 
+def _default_sigint():
+    # A shell without job control starts background jobs with SIGINT ignored,
+    # and Python keeps an ignored SIGINT ignored: the run under test must get
+    # the ordinary disposition whatever launched the test suite.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _fb(*args, env=None, **kw):
     return subprocess.Popen([sys.executable, "-m", "factorbench", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, **(env or {})), **kw)
+                            env=dict(os.environ, **(env or {})), preexec_fn=_default_sigint,
+                            **kw)
 
 
 def test_list_shows_every_impl(capsys):
@@ -154,9 +162,9 @@ SLOW_RUN = ["run", "--ops", "lu", "--impls", "lu/slow,lu/lapack", "--sizes", "8:
             "--kinds", "randsvd", "--no-progress"]
 
 
-def _start_slow(db, plugin):
+def _start_slow(db, plugin, sleep=0.01):
     return _fb(*SLOW_RUN, "--plugin", plugin, "--db", str(db),
-               env={"FACTORBENCH_TEST_SLEEP": "0.01"})
+               env={"FACTORBENCH_TEST_SLEEP": str(sleep)})
 
 
 def _wait_for(db, n, proc, limit=120):
@@ -195,8 +203,11 @@ def test_sigkill_then_resume_every_cell_once(tmp_path, faulty_plugin):
 
 def test_sigint_marks_interrupted_and_keeps_cells(tmp_path, faulty_plugin):
     db = tmp_path / "i.sqlite"
-    proc = _start_slow(db, faulty_plugin)
+    # Slow enough (24 cells of >= 4 calls of 50 ms) that the signal lands
+    # mid-run even when the machine is loaded and the polling lags.
+    proc = _start_slow(db, faulty_plugin, sleep=0.05)
     _wait_for(db, 4, proc)
+    assert _count(db) < 40, "the run nearly finished before the signal: no test"
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

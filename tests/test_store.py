@@ -1,6 +1,7 @@
 import hashlib
 import multiprocessing as mp
 import sqlite3
+import time
 
 import pytest
 
@@ -129,3 +130,28 @@ def test_nan_is_distinguished_from_missing(db):
     assert row["backward_error"] == float("inf")
     assert row["orthogonality_ratio"] is None or row["orthogonality_ratio"] != row[
         "orthogonality_ratio"]  # NULL: not computed, and not listed as NaN
+
+
+def _open_and_write(path, label, go):
+    go.wait(60)  # every process opens the new file at the same instant
+    _writer(path, label, 3)
+
+
+def test_many_runs_opening_one_new_file_at_once(tmp_path):
+    """Creating the file races: the switch to WAL takes an exclusive lock and
+    SQLite does not call the busy handler for it, so it is retried."""
+    ctx = mp.get_context("spawn")
+    for trial in range(6):
+        path = str(tmp_path / f"new-{trial}.sqlite")
+        go = ctx.Event()
+        procs = [ctx.Process(target=_open_and_write, args=(path, f"w{j}", go))
+                 for j in range(4)]
+        for p in procs:
+            p.start()
+        time.sleep(1.0)  # let the interpreters start and reach the barrier
+        go.set()
+        for p in procs:
+            p.join(120)
+        assert [p.exitcode for p in procs] == [0, 0, 0, 0], trial
+        with Store(path, readonly=True) as s:
+            assert sorted(s.runs()["label"]) == ["w0", "w1", "w2", "w3"]
