@@ -228,7 +228,7 @@ class Store:
                 return fn()
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise StoreError(f"{self.path}: {exc}") from None
+                    raise StoreError(f"{self.path}: write failed: {exc}") from None
                 if attempt == retries - 1:
                     raise StoreError(f"{self.path}: database stays locked: {exc}") from None
                 time.sleep(delay)
@@ -260,19 +260,16 @@ class Store:
         """Run ``fn(con)`` in one transaction, retrying while another writer holds the lock."""
         if self.readonly:
             raise StoreError(f"{self.path}: opened read-only")
-        delay = 0.05
-        for attempt in range(retries):
+
+        def attempt():
             try:
                 return fn(self._con)
-            except sqlite3.OperationalError as exc:
+            except sqlite3.OperationalError:
                 if self._con.in_transaction:
                     self._con.execute("ROLLBACK")
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise StoreError(f"{self.path}: write failed: {exc}") from None
-                if attempt == retries - 1:
-                    raise StoreError(f"{self.path}: database stays locked: {exc}") from None
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                raise
+
+        return self._retry_locked(attempt, retries)
 
     @staticmethod
     def _tx(con, sql, params=()):

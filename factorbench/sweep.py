@@ -23,6 +23,7 @@ import json
 import os
 import socket
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from factorbench import impls as registry
@@ -123,7 +124,48 @@ def expand(spec: SweepSpec) -> list[dict]:
     """
     chosen, avail = _selection(spec)
     cells, seen = [], set()
-    for n in sorted(spec.sizes):
+    for g in _groups(spec, chosen):
+        kappas = spec.kappas if g.info.controls_kappa else [None]
+        for kappa, dtype, seed in itertools.product(kappas, spec.dtypes, range(spec.seeds)):
+            mfields = {"base_seed": spec.base_seed, "kind": g.kind, "mode": g.mode, "m": g.m,
+                       "n": g.n, "rank": g.rank, "kappa": kappa, "seed": seed,
+                       "complex": precision(dtype).is_complex}
+            mseed = int(_sha(json.dumps(mfields, sort_keys=True))[:32], 16)
+            for impl, why in g.impls:
+                for params in _params(impl, spec):
+                    fields = {"op": g.op, "impl": impl.id, "kind": g.kind, "mode": g.mode,
+                              "m": g.m, "n": g.n, "rank": g.rank, "kappa": kappa,
+                              "dtype": dtype, "seed": seed, "params": params,
+                              "base_seed": spec.base_seed}
+                    key = cell_key(fields)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    cell = dict(fields, key=key, matrix_seed=mseed, resolved=None)
+                    cell["resolved"] = _resolve(impl, cell, spec, avail, why)
+                    cells.append(cell)
+    return cells
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Cells that share one matrix shape: an (n, op, family, mode) of the grid
+    with its impls and, per impl, why it is skipped (None: it runs)."""
+
+    op: str
+    kind: str
+    mode: int | None
+    info: object
+    m: int
+    n: int
+    rank: int | None
+    impls: tuple
+
+
+def _groups(spec: SweepSpec, chosen) -> Iterator[_Group]:
+    """The grid's (n, op, family) groups, smallest n first; the one place that
+    decides shapes, ranks and skips, for :func:`expand` and :func:`estimate`."""
+    for n in sorted(set(spec.sizes)):
         for op in spec.ops:
             op_impls = [i for i in chosen if i.op == op]
             if not op_impls:
@@ -137,30 +179,13 @@ def expand(spec: SweepSpec) -> list[dict]:
                 rank = _rank(op, kind, n, spec)
                 too_big = (f"rank {rank} exceeds min(m, n) = {min(m, nn)}"
                            if rank is not None and rank > min(m, nn) else None)
-                kappas = spec.kappas if info.controls_kappa else [None]
-                for kappa, dtype, seed in itertools.product(kappas, spec.dtypes,
-                                                            range(spec.seeds)):
-                    mfields = {"base_seed": spec.base_seed, "kind": kind, "mode": mode, "m": m,
-                               "n": nn, "rank": rank, "kappa": kappa, "seed": seed,
-                               "complex": precision(dtype).is_complex}
-                    mseed = int(_sha(json.dumps(mfields, sort_keys=True))[:32], 16)
-                    for impl in op_impls:
-                        why = _structure_reason(impl, kind)
-                        if why and not explicit:
-                            continue
-                        for params in _params(impl, spec):
-                            fields = {"op": op, "impl": impl.id, "kind": kind, "mode": mode,
-                                      "m": m, "n": nn, "rank": rank, "kappa": kappa,
-                                      "dtype": dtype, "seed": seed, "params": params,
-                                      "base_seed": spec.base_seed}
-                            key = cell_key(fields)
-                            if key in seen:
-                                continue
-                            seen.add(key)
-                            cell = dict(fields, key=key, matrix_seed=mseed, resolved=None)
-                            cell["resolved"] = _resolve(impl, cell, spec, avail, why or too_big)
-                            cells.append(cell)
-    return cells
+                impls = []
+                for impl in op_impls:
+                    why = _structure_reason(impl, kind)
+                    if why and not explicit:
+                        continue
+                    impls.append((impl, why or too_big))
+                yield _Group(op, kind, mode, info, m, nn, rank, tuple(impls))
 
 
 def _selection(spec: SweepSpec):
@@ -259,37 +284,20 @@ def estimate(spec: SweepSpec) -> Estimate:
     total, runnable, seconds = 0, 0, 0.0
     dtypes = list(dict.fromkeys(spec.dtypes))
     seen = set()
-    for n in sorted(set(spec.sizes)):
-        for op in spec.ops:
-            op_impls = [i for i in chosen if i.op == op]
-            if not op_impls:
-                continue
-            kinds, explicit = _kinds_for(op, spec)
-            for kind, mode in kinds:
-                info = KINDS[kind]
-                if info.has_modes and mode is None:
-                    mode = 3
-                m, nn = _shape(op, kind, n, spec)
-                rank = _rank(op, kind, n, spec)
-                too_big = (f"rank {rank} exceeds min(m, n) = {min(m, nn)}"
-                           if rank is not None and rank > min(m, nn) else None)
-                per_dtype = (len(set(spec.kappas)) if info.controls_kappa else 1) * spec.seeds
-                for impl in op_impls:
-                    why = _structure_reason(impl, kind)
-                    if why and not explicit:
-                        continue
-                    for params in _params(impl, spec):
-                        group = (op, impl.id, kind, mode, m, nn, rank,
-                                 json.dumps(params, sort_keys=True))
-                        if group in seen:
-                            continue
-                        seen.add(group)
-                        for dtype in dtypes:
-                            total += per_dtype
-                            if _resolve(impl, {"dtype": dtype, "n": nn}, spec, avail,
-                                        why or too_big) is None:
-                                runnable += per_dtype
-                                seconds += per_dtype * cell_seconds(impl, op, m, nn, dtype, spec)
+    for g in _groups(spec, chosen):
+        per_dtype = (len(set(spec.kappas)) if g.info.controls_kappa else 1) * spec.seeds
+        for impl, why in g.impls:
+            for params in _params(impl, spec):
+                group = (g.op, impl.id, g.kind, g.mode, g.m, g.n, g.rank,
+                         json.dumps(params, sort_keys=True))
+                if group in seen:
+                    continue
+                seen.add(group)
+                for dtype in dtypes:
+                    total += per_dtype
+                    if _resolve(impl, {"dtype": dtype, "n": g.n}, spec, avail, why) is None:
+                        runnable += per_dtype
+                        seconds += per_dtype * cell_seconds(impl, g.op, g.m, g.n, dtype, spec)
     return Estimate(total, runnable, seconds)
 
 

@@ -94,15 +94,8 @@ def _fmt_pct(x) -> str:
 
 
 def _fmt_factor(x) -> str:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return _DASH
-    if math.isnan(x):
-        return _DASH
-    if math.isinf(x):
-        return "inf"
-    return f"{x:.3g}x"
+    text = _fmt_g(x)
+    return text if text in (_DASH, "inf", "-inf") else text + "x"
 
 
 def _fmt_p(p) -> str:

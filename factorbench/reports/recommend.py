@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from factorbench.accuracy.metrics import LOWRANK_THRESHOLD, PASS_RATIOS, limits
+from factorbench.reports._format import _fmt_time
 from factorbench.reports._frames import loads, variants
 
 __all__ = [
@@ -363,11 +364,9 @@ def format_recommendation(rec: Recommendation, *, run: dict | None = None) -> st
 def _time_ci(c: Candidate) -> str:
     if not math.isfinite(c.time_s):
         return "-"
-    scale, unit = next(((s, u) for s, u in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"))
-                        if c.time_s >= s), (1e-9, "ns"))
-    text = f"{c.time_s / scale:.3g} {unit}"
+    text = _fmt_time(c.time_s)
     if math.isfinite(c.ci_low_s) and math.isfinite(c.ci_high_s):
-        text += f" [{c.ci_low_s / scale:.3g}, {c.ci_high_s / scale:.3g}]"
+        text += f" [{_fmt_time(c.ci_low_s)}, {_fmt_time(c.ci_high_s)}]"
     return text
 
 
