@@ -96,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="default: the latest run")
     _add_db(p)
     p.add_argument("-o", "--output", help="HTML file (default reports/run-ID.html)")
+    p.add_argument("--throughput", action="store_true",
+                   help="also print each impl's best GFLOP/s, peak fraction and ratio to "
+                        "the fastest library impl, per op, dtype and size")
 
     p = sub.add_parser("compare", help="compare two runs: speed and accuracy, can gate CI")
     p.add_argument("base", metavar="BASE", help="run id of the baseline")
@@ -312,6 +315,10 @@ def cmd_report(args) -> int:
             store.run(r)
         name = "run-" + "-".join(map(str, ids)) + ".html"
         _write_report(store, ids, Path(args.output) if args.output else Path("reports") / name)
+        if args.throughput:
+            from factorbench.reports.throughput import format_throughput, throughput_table
+
+            print(format_throughput(throughput_table(store.cells(ids))), end="")
     return 0
 
 

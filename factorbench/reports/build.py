@@ -35,6 +35,7 @@ from factorbench.reports._frames import loads as _loads
 from factorbench.reports._frames import variants as _variants
 from factorbench.reports.figure import palette
 from factorbench.reports.recommend import recommendation_grid
+from factorbench.reports.throughput import throughput_table
 from factorbench.store import CELL_COLUMNS, STATUSES
 
 __all__ = ["OP_ORDER", "STATUS_ORDER", "build_report", "render_report"]
@@ -465,7 +466,44 @@ def _op_view(
         "plots": [_plot_view(p) for p in _op_plots(op, cells, slug, threshold,
                                                     lowrank_threshold, colors, ceilings)],
         "maps": _recommendation_maps(op, cells, colors=colors, rules=rules, names=names),
+        "throughput": _throughput_tables(cells, names),
         "rows": _cell_rows(cells, multi_run=multi_run),
+    }
+
+
+def _throughput_tables(cells: pd.DataFrame, names: Mapping[int, str]) -> list[dict]:
+    """Per (run, dtype): impls x n, each entry GFLOP/s, peak fraction and the
+    ratio to the fastest library impl; shown once the op has an impl from
+    another family to put next to the library."""
+    table = throughput_table(cells)
+    if table.empty or not (table["baseline"].notna() & (table["family"] != "library")).any():
+        return []
+    out = []
+    for (run_id, dtype), t in table.groupby(["run_id", "dtype"], sort=True):
+        sizes = sorted(set(zip(t["m"], t["n"], strict=True)), key=lambda s: (s[1], s[0]))
+        rows = []
+        for impl, g in t.groupby("impl", sort=True):
+            entries = []
+            for m, n in sizes:
+                hit = g[(g["m"] == m) & (g["n"] == n)]
+                entries.append(_throughput_entry(hit.iloc[0]) if len(hit) else None)
+            rows.append({"impl": impl, "family": g["family"].iloc[0], "entries": entries})
+        out.append({"run": names.get(run_id, str(run_id)), "dtype": dtype,
+                    "sizes": [_fmt_size(m, n, None) for m, n in sizes], "rows": rows})
+    return out
+
+
+def _throughput_entry(r) -> dict:
+    ratio = r["ratio"]
+    return {
+        "gflops": f"{r['gflops']:.1f}",
+        "peak": f"{r['peak_fraction']:.0%}" if pd.notna(r["peak_fraction"]) else "",
+        "ratio": f"\u00d7{ratio:.2f}" if pd.notna(ratio) else "",
+        "low": bool(pd.notna(ratio) and ratio < 0.5),
+        "params": r["params"],
+        "title": (f"{r['cells']} cell(s); best of {r['tried']} setting(s); baseline "
+                  f"{r['baseline']} {r['baseline_gflops']:.1f} GFLOP/s"
+                  if pd.notna(ratio) else f"{r['cells']} cell(s); no library baseline here"),
     }
 
 

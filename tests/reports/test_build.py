@@ -456,3 +456,16 @@ def test_report_of_a_stored_run_has_every_section(tmp_path):
         for kappa, cell in zip((1e2, 1e12, None), shown, strict=True):
             rec = recommend(cells, op="solve", n=int(n), kappa=kappa, dtype="float64")
             assert cell == (rec.best.impl if rec.best else "none passes"), (n, kappa)
+
+
+def test_throughput_table_puts_impls_next_to_the_library(html):
+    lu = _section(html, "op-lu")
+    assert "Throughput next to the library" in lu
+    table = lu[lu.index('<table class="throughput">'):]
+    table = table[:table.index("</table>")]
+    # lu/blocked ran with block 128 at n >= 256: the entry names it, with its ratio
+    row = table[table.index("lu/blocked"):]
+    row = row[:row.index("</tr>")]
+    assert "block=128" in row and "\u00d7" in row
+    # only the library ran svd: nothing to put next to it
+    assert "Throughput next to the library" not in _section(html, "op-svd")
