@@ -1,8 +1,8 @@
-"""nox sessions: lint, tests (incl. slow), bench (asv), pytest-bench, report.
+"""nox sessions: lint, tests (incl. slow), bench (asv), pytest-bench, report, blas3.
 
 Sessions reuse their virtualenvs and use the running interpreter, so nox never
 downloads a Python.  ``nox`` alone runs lint and tests; the others are named:
-``nox -s bench``, ``nox -s pytest-bench``, ``nox -s report``.
+``nox -s bench``, ``nox -s pytest-bench``, ``nox -s report``, ``nox -s blas3``.
 """
 
 import glob
@@ -98,3 +98,24 @@ def report(session):
     db = session.create_tmp() + "/nox.sqlite"
     session.run("factorbench", "run", "--preset", "quick", "--db", db,
                 "--report", "reports/quick.html")
+
+
+@nox.session(python=PY)
+def blas3(session):
+    """The blocked, recursive and Numba families next to LAPACK (preset ``blas3``).
+
+    lu, cholesky and square qr at n = 512..4096 in float64 and float32, every
+    block size, on the serial executor with the machine's BLAS threads: the
+    GFLOP/s table (each impl's best block size, its fraction of the GEMM
+    ceiling and its ratio to LAPACK) is printed and the HTML report, whose
+    per-op "Throughput next to the library" tables show the same, is written to
+    reports/blas3.html.  About half an hour on two cores; keep the machine
+    otherwise idle, the ratios are only as good as the quiet they were taken
+    in.  Extra arguments go to ``factorbench run`` (e.g. ``-- --sizes
+    512:2048:x2 --dtypes float64``).
+    """
+    session.install("-e", ".")
+    db = os.environ.get("FACTORBENCH_DB", "results/blas3.sqlite")
+    session.run("factorbench", "run", "--preset", "blas3", "--db", db, "--label", "blas3",
+                "--yes", *session.posargs)
+    session.run("factorbench", "report", "--db", db, "--throughput", "-o", "reports/blas3.html")

@@ -19,6 +19,7 @@ without ``B``/``iB`` (``4GB`` = ``4GiB`` = ``4G``), and a bare number is bytes.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import json
@@ -347,6 +348,9 @@ PRESETS: dict[str, dict] = {
         "sizes": [48, 96, 192],
         "kappas": [1e2, 1e10],
         "dtypes": ["float64", "float32"],
+        # one block size, smaller than n, so the blocked paths run; the blas3
+        # preset sweeps them
+        "params": {"block": [32]},
         "min_time": 0.01,
         "max_repeats": 10,
         "max_time": 0.5,
@@ -356,10 +360,28 @@ PRESETS: dict[str, dict] = {
         "sizes": [64, 128, 256, 512, 1024, 2048],
         "kappas": [1e0, 1e4, 1e8, 1e12, 1e16],
         "dtypes": ["float64", "float32"],
+        "params": {"block": [64]},
         "min_time": 0.1,
         "max_repeats": 30,
         "max_time": 5.0,
         "timeout": 600.0,
+    },
+    # The BLAS-3 story: the blocked, recursive and compiled families next to
+    # LAPACK for the three factorizations whose speed is all about blocking,
+    # at sizes where blocking matters, every block size swept.  Square QR, so
+    # that "n" means the same matrix size for all three ops.  One kappa: the
+    # throughput question does not depend on it, and the accuracy sweep of the
+    # same impls is the standard preset's.
+    "blas3": {
+        "ops": ["lu", "cholesky", "qr"],
+        "sizes": [512, 1024, 2048, 4096],
+        "kappas": [1e2],
+        "dtypes": ["float64", "float32"],
+        "aspect": 1.0,
+        "min_time": 0.5,
+        "max_repeats": 10,
+        "max_time": 5.0,
+        "timeout": 1200.0,
     },
     "full": {
         "sizes": [64, 128, 256, 512, 1024, 2048, 4096],
@@ -377,4 +399,5 @@ PRESETS: dict[str, dict] = {
 def preset(name: str) -> SweepSpec:
     """The SweepSpec of a named preset."""
     parse_list(name, PRESETS, "preset")
-    return SweepSpec(**PRESETS[name])
+    # a copy: the caller amends its spec (--param, --sizes), never the table
+    return SweepSpec(**copy.deepcopy(PRESETS[name]))

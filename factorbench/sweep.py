@@ -192,10 +192,13 @@ def _selection(spec: SweepSpec):
     """The validated impls of a spec and their availability."""
     spec.validate()
     chosen = select_impls(spec)
-    known = {k for i in chosen for k in i.parameters}
+    # A name no registered impl takes is a typo; one that only unselected impls
+    # take is harmless (a preset sets "block" for every op it may be run with).
+    known = {k for i in registry.impls() for k in i.parameters}
     unknown = set(spec.params) - known
     if unknown:
-        raise SpecError(f"--param {sorted(unknown)[0]!r} is not a parameter of any selected impl")
+        raise SpecError(f"--param {sorted(unknown)[0]!r} is not a parameter of any impl"
+                        f"{registry._did_you_mean(sorted(unknown)[0], known)}")
     return chosen, {i.id: i.availability() for i in chosen}
 
 

@@ -143,7 +143,12 @@ def test_run_report_export(tmp_path, capsys, monkeypatch):
     import pandas as pd
 
     assert len(pd.read_parquet(tmp_path / "c.parquet")) == len(rows)
-    assert main(["report", "1", "--db", str(db), "-o", str(tmp_path / "again.html")]) == 0
+    assert main(["report", "1", "--db", str(db), "-o", str(tmp_path / "again.html"),
+                 "--throughput"]) == 0
+    out = capsys.readouterr().out
+    # qr/householder (textbook) next to qr/lapack: a ratio per size, 1.00 for the library
+    assert "run 1, qr, float64" in out and "x1.00" in out
+    assert out.count("qr/householder") == 1
 
 
 def _count(db):

@@ -26,10 +26,19 @@ def _kind(impl):
     return "spd" if impl.structure in ("spd", "symmetric") else "randsvd"
 
 
+def _params(impl_id):
+    """One setting per swept parameter: its first declared value, except that a
+    block size is 8, so that at n = 32 the blocked code paths (several panels,
+    a trailing update) run instead of one panel covering the whole matrix."""
+    from factorbench.impls import get
+
+    return {k: [8 if k == "block" else v[0]] for k, v in get(impl_id).parameters.items()}
+
+
 def _cell(impl_id, dtype, kind, n=N, kappa=None, rank=None):
     kappa = kappa if kappa is not None else float(f"{precision(dtype).u ** -0.25:.2g}")
     spec = SweepSpec(ops=[impl_id.split("/")[0]], impls=[impl_id], kinds=[kind], sizes=[n],
-                     kappas=[kappa], dtypes=[dtype], rank=rank)
+                     kappas=[kappa], dtypes=[dtype], rank=rank, params=_params(impl_id))
     cells = expand(spec)
     assert len(cells) == 1 and cells[0]["resolved"] is None, cells
     return cells[0]

@@ -159,3 +159,11 @@ def test_max_memory_validated_and_kept_in_json():
     for bad in (MIN_MAX_MEMORY - 1, 10 * 1024, 0, -5, 1.5e9):
         with pytest.raises(SpecError, match="--max-memory must be at least 256 MiB"):
             SweepSpec(max_memory=bad).validate()
+
+
+def test_preset_specs_are_copies():
+    a = preset("quick")
+    a.params["block"] = [999]
+    a.sizes.append(7)
+    b = preset("quick")
+    assert b.params["block"] == [32] and 7 not in b.sizes

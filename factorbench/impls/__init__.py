@@ -72,7 +72,12 @@ FAMILIES = (
     "peer",
 )
 
-BUILTIN_MODULES = ("factorbench.impls.lapack", "factorbench.impls.textbook")
+BUILTIN_MODULES = (
+    "factorbench.impls.lapack",
+    "factorbench.impls.textbook",
+    "factorbench.impls.blocked",
+    "factorbench.impls.numba_kernels",
+)
 ENTRY_POINT_GROUP = "factorbench.impls"
 
 

@@ -405,6 +405,10 @@ SINGULAR_LU = {
     "lu/lapack": "factors",
     "lu/gepp": "factors",
     "lu/gecp": "factors",
+    "lu/blocked": "factors",
+    "lu/recursive": "factors",
+    "lu/numba": "factors",
+    "lu/numba-blocked": "factors",
     "lu/nopivot": "breakdown",
 }
 

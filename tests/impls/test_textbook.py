@@ -118,7 +118,8 @@ def metrics_of(impl_id, args, kw):
 
 
 def test_registry_metadata():
-    registered = {i.id: i for i in impls() if i.family == "textbook"}
+    # the textbook algorithms compiled by Numba share the family, not the module
+    registered = {i.id: i for i in impls() if i.family == "textbook" and i.backend != "numba"}
     assert set(registered) == set(EXPECTED)
     for impl_id, (stable, max_n, _) in EXPECTED.items():
         impl = registered[impl_id]
