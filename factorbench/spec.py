@@ -367,11 +367,13 @@ PRESETS: dict[str, dict] = {
         "timeout": 600.0,
     },
     # The BLAS-3 story: the blocked, recursive and compiled families next to
-    # LAPACK for the three factorizations whose speed is all about blocking,
-    # at sizes where blocking matters, every block size swept.  Square QR, so
-    # that "n" means the same matrix size for all three ops.  One kappa: the
-    # throughput question does not depend on it, and the accuracy sweep of the
-    # same impls is the standard preset's.
+    # LAPACK, and next to the BLAS-1/2 textbook loops (up to their max_n), for
+    # the three factorizations whose speed is all about blocking, at sizes
+    # where blocking matters, every block size swept.  Each op's default
+    # matrix families (lu: randsvd, gaussian and Wilkinson, whose overflowing
+    # cells fail and so never count as throughput).  Square QR, so that "n"
+    # means the same matrix size for all three ops.  One kappa: throughput
+    # does not depend on it; the standard preset sweeps accuracy.
     "blas3": {
         "ops": ["lu", "cholesky", "qr"],
         "sizes": [512, 1024, 2048, 4096],

@@ -259,9 +259,9 @@ def lu_numba_blocked(A, *, block=128):
     in-place xGEMM through Numba's BLAS bridge.  The same pivot rule as
     ``lu/numba`` (ties to the first row); a zero pivot column skips the step.
     """
+    if isinstance(block, bool) or not isinstance(block, int | np.integer) or block < 1:
+        raise ValueError(f"block must be a positive integer, got {block!r}")
     block = int(block)
-    if block < 1:
-        raise ValueError(f"block must be a positive integer, got {block}")
     jit = _jit()
     W = _work(A, square=True)
     perm = np.arange(W.shape[0])
@@ -450,7 +450,11 @@ def svd_numba_jacobi(A):
     amax = float(np.max(np.abs(B))) if B.size else 0.0
     shift = -int(np.frexp(amax)[1]) if amax > 0 else 0
     if shift:
-        B *= np.ldexp(rdt.type(1), shift)
+        # in two exact halves: a matrix of subnormals needs a factor 2^shift
+        # beyond the largest finite number
+        half = shift // 2
+        B *= np.ldexp(rdt.type(1), half)
+        B *= np.ldexp(rdt.type(1), shift - half)
     tau = np.zeros(k, B.dtype)
     perm = np.arange(k)
     jit.geqp2(B, tau, perm)

@@ -80,7 +80,7 @@ def format_throughput(table: pd.DataFrame) -> str:
     """The table as aligned plain text: one block per (run, op, dtype), impls as
     rows, n as columns, each entry ``GFLOP/s (peak %) xratio``."""
     if table.empty:
-        return "no ok cells with a GFLOP/s figure"
+        return "no ok cells with a GFLOP/s figure\n"
     lines = []
     for (run_id, op, dtype), t in table.groupby(["run_id", "op", "dtype"], sort=True):
         sizes = sorted(set(zip(t["m"], t["n"], strict=True)), key=lambda s: (s[1], s[0]))

@@ -479,3 +479,19 @@ def test_single_precision_kernels_have_no_double_arithmetic():
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.strip().splitlines()
     assert lines == ["checked"], "\n".join(lines[:20])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_jacobi_scales_a_matrix_of_subnormals(dtype):
+    """Every entry subnormal: the scaling to [1/2, 1) needs a factor beyond the
+    largest finite number, applied in two halves; s comes back scaled down exactly."""
+    rng = np.random.default_rng(seed_of("subnormal", dtype))
+    tiny = np.finfo(dtype).smallest_normal
+    D = rng.uniform(1, 2, (6, 6)).astype(dtype)
+    A = (D * tiny * np.asarray(2.0**-4, dtype)).astype(dtype)
+    assert np.all(np.abs(A) < tiny)
+    res = call("svd/numba-jacobi", A)
+    assert np.all(np.isfinite(res.s)) and res.s[0] > 0
+    ref = np.linalg.svd(D.astype(np.float64), compute_uv=False) * float(tiny) * 2.0**-4
+    # subnormal inputs keep fewer significant bits: compare to the largest value only
+    assert abs(res.s[0] - ref[0]) <= 1e-2 * ref[0]

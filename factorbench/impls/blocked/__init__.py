@@ -27,11 +27,11 @@ other input is copied and left unchanged.
 
 Choices where the design is silent, and why:
 
-* On NumPy every BLAS call goes to SciPy's OpenBLAS (``scipy.linalg.cython_blas``),
-  never to ``numpy.matmul``: NumPy and SciPy wheels each bundle an OpenBLAS
-  with its own thread pool, and alternating between them made the pools
-  fight for the cores (a recursive LU at n = 2048 on two cores: 0.82 s mixed,
-  0.22 s on one library).  See :mod:`._xp`.
+* On NumPy the LU and Cholesky kernels call SciPy's OpenBLAS only
+  (``scipy.linalg.cython_blas``), never ``numpy.matmul``: NumPy and SciPy
+  wheels each bundle an OpenBLAS with its own thread pool, and alternating
+  between them made the pools fight for the cores (a recursive LU at n = 2048
+  on two cores: 0.82 s mixed, 0.22 s on one library). See :mod:`._xp`.
 * Row interchanges go through xLASWP on whole column blocks, in place; a
   fancy-index gather per block made a recursive LU 0.3x of getrf.
 * The files are split by op (``lu``, ``cholesky``, ``qr`` with its Householder

@@ -25,15 +25,17 @@ spin for a while after a call.  A loop that alternates between the two
 (matmul, then trsm, then matmul, ...) has the two pools fighting for the
 cores: a recursive LU at n = 2048 on the 2-core machine took 0.82 s that
 way and 0.22 s with both pools limited to one thread (measured; getrf:
-0.066 s).  So every BLAS call of the blocked family on NumPy goes to SciPy's
-library (the one ``laswp`` uses), and numpy's own operations in the loops are
-elementwise only.  The Cython BLAS entry points also take a leading
-dimension, so ``gemm_update`` and ``trsm`` work in place on any
-Fortran-ordered sub-block ``W[i:j, k:l]`` (f2py copies such a block in and
-out).  The function pointers come from the capsules SciPy exports for Cython
-(``__pyx_capi__``), called through ctypes, the route Numba documents
-(``numba.extending.get_cython_function_address``); where that is not
-possible the f2py wrappers are used instead.
+0.066 s). So every BLAS call of the blocked and recursive LU and Cholesky on
+NumPy goes to SciPy's library (the one ``laswp`` uses), and numpy's own
+operations in their loops are elementwise only. (The QR kernels form their
+products with ``matmul`` and call SciPy only for xTRSM and xSYRK, few and large
+calls, where the measured cost of the switch was small.) The Cython BLAS entry
+points also take a leading dimension, so ``gemm_update`` and ``trsm`` work in
+place on any Fortran-ordered sub-block ``W[i:j, k:l]`` (f2py copies such a
+block in and out). The function pointers come from the capsules SciPy exports
+for Cython (``__pyx_capi__``), called through ctypes, the route Numba documents
+(``numba.extending.get_cython_function_address``); where that is not possible
+the f2py wrappers are used instead.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ import functools
 import numpy as np
 from array_api_compat import array_namespace, is_cupy_namespace, is_numpy_namespace
 
-__all__ = ["namespace", "is_numpy", "check_square", "work_copy", "workspace", "trsm",
+__all__ = ["namespace", "is_numpy", "check_square", "check_block", "work_copy", "workspace", "trsm",
            "gemm_update", "write_back", "laswp", "ipiv_to_perm", "diagonal", "to_int", "LEAF",
            "SMALL_LASWP"]
 
@@ -73,6 +75,14 @@ def check_square(xp, A, who: str) -> None:
         raise ValueError(f"{who} needs a square matrix, got shape {tuple(A.shape)}")
     if A.dtype not in (xp.float32, xp.float64, xp.complex64, xp.complex128):
         raise TypeError(f"{who} computes in float32/float64/complex64/complex128, not {A.dtype}")
+
+
+def check_block(name: str, value) -> int:
+    """A block-size parameter as an int; anything but a positive integer
+    (2.5, True, "64", 0) is refused rather than truncated."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def diagonal(xp, X):
@@ -136,6 +146,8 @@ def trsm(xp, T, B, *, lower: bool, unit: bool = False, side: str = "left",
     B's dtype; otherwise a new array.  Callers use the returned array and
     never rely on B being left alone.
     """
+    if side not in ("left", "right"):
+        raise ValueError(f"trsm: side must be 'left' or 'right', not {side!r}")
     k = B.shape[1] if side == "right" else B.shape[0]
     if T.ndim != 2 or T.shape != (k, k):
         raise ValueError(f"trsm: T {T.shape} does not match B {B.shape} (side={side!r})")
@@ -145,7 +157,9 @@ def trsm(xp, T, B, *, lower: bool, unit: bool = False, side: str = "left",
         from scipy.linalg import blas
 
         f = getattr(blas, _blas_prefix(B.dtype) + "trsm")
-        inplace = B.flags.f_contiguous
+        # in place only where that cannot alias T or write to a read-only B
+        inplace = (B.flags.f_contiguous and B.flags.writeable
+                   and not np.shares_memory(T, B))
         X = f(1.0, T, B, side=int(side == "right"), lower=int(lower),
               trans_a=2 if conj_trans else 0, diag=int(unit), overwrite_b=int(inplace))
         if inplace and not np.shares_memory(X, B):  # pragma: no cover - wrapper copied

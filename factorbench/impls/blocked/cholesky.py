@@ -35,7 +35,7 @@ from factorbench.impls import NATIVE_COMPLEX, NATIVE_REAL, register
 from factorbench.impls.blocked import _xp
 from factorbench.impls.results import Cholesky
 
-__all__ = ["cholesky_blocked", "cholesky_recursive"]
+__all__ = ["cholesky_blocked", "cholesky_recursive", "potrf_blocked", "potrf_recursive"]
 
 _DTYPES = NATIVE_REAL + NATIVE_COMPLEX
 
@@ -249,7 +249,7 @@ def cholesky_blocked(A, *, block=128) -> Cholesky:
     diagonal block (elementwise, ``block`` columns) and one TRSM for the
     block below.  n^3/3 flops, as xPOTRF.
     """
-    block = int(block)
+    block = _xp.check_block("block", block)
     if block < 1:
         raise ValueError(f"block must be >= 1, got {block}")
     return _factor(A, "cholesky/blocked", lambda xp, W: potrf_blocked(xp, W, block))
@@ -291,7 +291,7 @@ def cholesky_recursive(A, *, block=32) -> Cholesky:
     :data:`SYRK_LEAF` rows take one square GEMM), ``L22 = chol(A22)``.
     About n^3/3 flops.
     """
-    block = int(block)
+    block = _xp.check_block("block", block)
     if block < 1:
         raise ValueError(f"block must be >= 1, got {block}")
     return _factor(A, "cholesky/recursive",

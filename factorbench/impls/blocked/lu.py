@@ -30,7 +30,7 @@ from factorbench.impls import NATIVE_COMPLEX, NATIVE_REAL, register
 from factorbench.impls.blocked import _xp
 from factorbench.impls.results import LU
 
-__all__ = ["lu_blocked", "lu_recursive"]
+__all__ = ["lu_blocked", "lu_recursive", "getrf_blocked", "getrf_recursive"]
 
 _DTYPES = NATIVE_REAL + NATIVE_COMPLEX
 
@@ -232,7 +232,7 @@ def lu_blocked(A, *, block=32) -> LU:
     recursively with GEMMs instead, as LAPACK 3.6's xGETRF2 does.  Pivots as
     :func:`lu_recursive`: identical to ``lu/gepp``'s in exact arithmetic.
     """
-    block = int(block)
+    block = _xp.check_block("block", block)
     if block < 1:
         raise ValueError(f"block must be >= 1, got {block}")
     return _factor(A, "lu/blocked", lambda xp, W, ipiv: getrf_blocked(xp, W, ipiv, block))
@@ -269,7 +269,7 @@ def lu_recursive(A, *, block=16) -> LU:
     column-by-column partial pivoting (GVL 2013, Alg. 3.4.1), the one
     ``lu/gepp`` and xGETRF choose, up to rounding in the updated columns.
     """
-    block = int(block)
+    block = _xp.check_block("block", block)
     if block < 1:
         raise ValueError(f"block must be >= 1, got {block}")
     return _factor(A, "lu/recursive",

@@ -78,7 +78,7 @@ import numpy as np
 
 from factorbench.impls import NATIVE_COMPLEX, NATIVE_REAL, register
 from factorbench.impls.blocked import _householder as hh
-from factorbench.impls.blocked._xp import is_numpy, namespace, trsm, work_copy
+from factorbench.impls.blocked._xp import check_block, is_numpy, namespace, trsm, work_copy
 from factorbench.impls.results import QR
 
 __all__ = ["qr_blocked", "qr_tsqr", "qr_cholqr2_blocked", "qr_scholqr3"]
@@ -97,8 +97,9 @@ _CHOL_LEAF = 32
 
 
 def _working(A, who):
-    """(xp, W): A's namespace and the array to factor in place (A itself, or a
-    Fortran-ordered copy of a NumPy array that is not writeable Fortran-ordered)."""
+    """(xp, W): A's namespace and the array to factor in place: A itself when it
+    is a writeable Fortran-ordered NumPy array (LAPACK-style, what the harness
+    hands a ``layout="F"`` impl), a copy otherwise (other namespaces included)."""
     xp = namespace(A)
     if A.ndim != 2:
         raise ValueError(f"{who} needs a 2-D matrix, got shape {tuple(A.shape)}")
@@ -107,15 +108,9 @@ def _working(A, who):
     m, n = A.shape
     if m < n:
         raise ValueError(f"{who} needs m >= n, got shape {tuple(A.shape)}")
-    if is_numpy(xp) and not (A.flags.f_contiguous and A.flags.writeable):
-        return xp, work_copy(xp, A)
-    return xp, A
-
-
-def _check_block(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    if is_numpy(xp) and A.flags.f_contiguous and A.flags.writeable:
+        return xp, A
+    return xp, work_copy(xp, A)
 
 
 def _householder_qr(xp, W, block):
@@ -181,7 +176,7 @@ def qr_blocked(A, *, block=128):
     each panel with the BLAS-2 xGEQR2, so their GEMMs have inner dimension
     32; below it the Python-level work per column (about 20 us) shows.
     """
-    block = _check_block("block", block)
+    block = check_block("block", block)
     xp, W = _working(A, "qr/blocked")
     return QR(*_householder_qr(xp, W, block))
 
@@ -231,7 +226,7 @@ def qr_tsqr(A, *, blocks=8):
     :func:`qr_blocked`): time of qr/lapack over this impl's, blocks 4 / 8 /
     16: 1.13 / 0.98 / 0.74 at 100000 x 64, 0.65 / 0.43 / 0.29 at 20000 x 256.
     """
-    blocks = _check_block("blocks", blocks)
+    blocks = check_block("blocks", blocks)
     xp, W = _working(A, "qr/tsqr")
     m, n = W.shape
     p = max(1, min(blocks, m // n)) if n else 1
@@ -378,7 +373,7 @@ def _cholqr2(xp, W):
 
 @register("qr", "cholqr2-blocked", **_COMMON)
 def qr_cholqr2_blocked(A):
-    """CholeskyQR2 with BLAS-3 kernels: Gram by matmul, recursive Cholesky, TRSM.
+    """CholeskyQR2 with BLAS-3 kernels: Gram by xSYRK/xHERK, recursive Cholesky, TRSM.
 
     Parameters
     ----------
@@ -441,15 +436,17 @@ def qr_scholqr3(A):
     Fukaya, Kannan, Nakatsukasa, Yamamoto & Yanagisawa 2020, Alg. 4.1.  The
     first pass factors ``A^H A + s I`` with the shift
     ``s = 11 (m n + n (n + 1)) u ||A||^2``, which keeps that Cholesky from
-    breaking down and makes ``Q1 = A R1^{-1}`` well enough conditioned
-    (kappa(Q1) ~ sqrt(s^-1) ||A||) for CholeskyQR2 to finish it;
-    ``R = R3 R2 R1``.  ||A||_2^2 is replaced by its upper bound ||A||_F^2
-    = trace(A^H A), as the paper allows (§4): it costs nothing once the
-    Gram matrix is formed and only enlarges the shift.  Orthogonality and
+    breaking down and leaves ``Q1 = A R1^{-1}`` with
+    kappa(Q1) ~ sqrt(1 + s / sigma_min(A)^2) ~ sqrt(s) / sigma_min(A), small
+    enough for CholeskyQR2 to finish it; ``R = R3 R2 R1``.  ||A||_2^2 is
+    replaced by its upper bound ||A||_F^2 = trace(A^H A), which costs nothing
+    once the Gram matrix is formed; it enlarges the shift by at most a
+    factor n, so kappa(Q1) by at most sqrt(n) and the usable kappa range
+    shrinks by up to sqrt(n) against the paper's ||A||_2 form.  Orthogonality and
     residual O(u) for kappa(A) up to about the bound above (3e13 at
     m = 100, n = 50 in float64).  The shift assumes
     11 (m n + n (n + 1)) u < 1: in float32 that caps the size near
-    m = n = 300; beyond it the first pass only scales A and the method is
+    m = n = 870; beyond it the first pass only scales A and the method is
     CholeskyQR2 with a detour.  Three passes: measured 2.0x the speed of
     qr/lapack at 100000 x 64 and 0.58x at 20000 x 256 (float64).
     """
