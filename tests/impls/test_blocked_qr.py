@@ -25,6 +25,7 @@ from factorbench.accuracy.precision import result_dtype_error, unit_roundoff
 from factorbench.impls import get, impls
 from factorbench.impls.blocked import qr as bqr
 from factorbench.impls.results import QR
+from tests.impls._matrices import haar as _haar
 
 xps = pytest.importorskip("array_api_strict")
 
@@ -34,13 +35,6 @@ KAPPA = 100.0
 SLACK = 30.0  # the pass threshold, used as the constant of every bound
 
 
-def _haar(rng, m, n, cplx):
-    X = rng.standard_normal((m, n))
-    if cplx:
-        X = X + 1j * rng.standard_normal((m, n))
-    Q, R = np.linalg.qr(X)
-    d = np.diagonal(R)
-    return Q * (d / np.abs(d))
 
 
 def randsvd(rng, m, n, kappa, dtype):

@@ -16,6 +16,7 @@ from numpy.linalg import LinAlgError
 from factorbench.accuracy.metrics import bundle, passed
 from factorbench.accuracy.precision import result_dtype_error, unit_roundoff
 from factorbench.impls import get, impls
+from tests.impls._matrices import haar as _haar
 
 DTYPES = ("float64", "float32", "complex128", "complex64")
 KAPPA = 1e3
@@ -25,13 +26,6 @@ K = 10  # lowrank target rank
 LAPACK_IDS = sorted(i.id for i in impls() if i.backend == "scipy" and i.family == "library")
 
 
-def _haar(rng, m, n, cplx):
-    G = rng.standard_normal((m, n))
-    if cplx:
-        G = G + 1j * rng.standard_normal((m, n))
-    Q, R = np.linalg.qr(G)
-    d = np.diagonal(R)
-    return Q * (d / np.abs(d))  # phase fix: Haar, not LAPACK-biased
 
 
 def _spectrum(p, kappa):

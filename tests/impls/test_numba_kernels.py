@@ -27,6 +27,7 @@ from factorbench.accuracy.metrics import bundle, passed
 from factorbench.accuracy.precision import result_dtype_error, unit_roundoff
 from factorbench.impls import get, impls
 from factorbench.impls.results import LU, QR, SVD, Cholesky
+from tests.impls._matrices import haar
 
 pytest.importorskip("numba")
 
@@ -47,14 +48,6 @@ EXPECTED = {
 # ------------------------------------------------------------------ matrices
 
 
-def haar(rng, m, n, cplx=False):
-    """m x n with Haar-distributed orthonormal columns (R's phases removed)."""
-    X = rng.standard_normal((m, n))
-    if cplx:
-        X = X + 1j * rng.standard_normal((m, n))
-    Q, R = np.linalg.qr(X)
-    d = np.diag(R)
-    return Q * (d / np.abs(d))
 
 
 def randsvd(rng, m, n, kappa, cplx=False):

@@ -18,6 +18,7 @@ from factorbench.accuracy.metrics import bundle, passed, rel_residual
 from factorbench.accuracy.precision import result_dtype_error, unit_roundoff
 from factorbench.impls import get, impls
 from factorbench.impls.results import LU, QR, QRCP, Cholesky, Lstsq, Solve
+from tests.impls._matrices import haar
 
 DTYPES = ("float64", "float32", "complex128", "complex64")
 U64 = unit_roundoff("float64")
@@ -46,14 +47,6 @@ EXPECTED = {
 # ------------------------------------------------------------------ matrices
 
 
-def haar(rng, m, n, cplx=False):
-    """m x n with Haar-distributed orthonormal columns (QR with R's phases removed)."""
-    X = rng.standard_normal((m, n))
-    if cplx:
-        X = X + 1j * rng.standard_normal((m, n))
-    Q, R = np.linalg.qr(X)
-    d = np.diag(R)
-    return Q * (d / np.abs(d))
 
 
 def randsvd(rng, m, n, kappa, cplx=False):
