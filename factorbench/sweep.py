@@ -327,7 +327,7 @@ def _machine_info(spec):
     from factorbench.timing import blas_threads
 
     with blas_threads(spec.threads):
-        gemm = machine.gemm_peaks(spec.dtypes)
+        gemm = machine.gemm_peaks(spec.dtypes, n=machine.gemm_size(spec.sizes))
         fp = machine.fingerprint(threads=spec.threads)
     return fp, machine.versions(), gemm, machine.git_commit()
 

@@ -186,3 +186,34 @@ def test_git_commit_clean_and_dirty(isolated_git, monkeypatch):
 def test_git_commit_without_git(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     assert git_commit(tmp_path) is None
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "complex128", "complex64"])
+def test_gemm_probe_times_both_libraries_computing_the_product(dtype):
+    """NumPy's matmul and SciPy's xGEMM: each call computes A @ B into the output,
+    so the faster of the two is a rate of the real product."""
+    from factorbench.machine import _gemm_calls
+
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((40, 40)).astype(dtype)
+    b = rng.standard_normal((40, 40)).astype(dtype)
+    c = np.zeros((40, 40), dtype=dtype)
+    calls = _gemm_calls(dtype, a, b, c)
+    assert len(calls) == 2
+    u = np.finfo(dtype).eps / 2
+    ref = a.astype(np.complex128) @ b.astype(np.complex128)
+    for func, args, kwargs in calls:
+        out = func(*args, **kwargs)
+        got = out if out is not None else kwargs.get("out")
+        got = kwargs["c"] if "c" in kwargs else got
+        # forward error of a dot product of length 40: 40 u |A||B| (Higham 2002, §3.5)
+        bound = 40 * u * (np.abs(a) @ np.abs(b))
+        assert np.all(np.abs(got - ref) <= bound)
+
+
+def test_gemm_size_is_the_largest_size_clipped():
+    from factorbench.machine import gemm_size
+
+    assert gemm_size([48, 96, 192]) == 1024
+    assert gemm_size([512, 1500]) == 1500
+    assert gemm_size([512, 4096]) == 2048
