@@ -290,7 +290,9 @@ def _machine_items(machine: dict) -> list[tuple[str, str]]:
         ("platform", machine.get("platform")),
         ("Python", machine.get("python")),
         ("NumPy", machine.get("numpy_version")),
-        ("BLAS threads", machine.get("threads")),
+        # None means the run left the libraries' defaults, which the BLAS
+        # entries below list per library
+        ("BLAS threads", machine.get("threads") or "library default"),
     ]
     return [(k, _DASH if v is None or v == "" else str(v)) for k, v in items]
 
