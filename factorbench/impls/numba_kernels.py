@@ -122,6 +122,7 @@ from factorbench.accuracy.metrics import _div
 from factorbench.accuracy.precision import NATIVE_COMPLEX, NATIVE_REAL
 from factorbench.impls import register
 from factorbench.impls.results import LU, QR, SVD, Cholesky
+from factorbench.impls.textbook._kernels import working
 
 __all__ = [
     "lu_numba",
@@ -133,7 +134,6 @@ __all__ = [
 ]
 
 _DTYPES = NATIVE_REAL + NATIVE_COMPLEX
-_NATIVE = frozenset(np.dtype(d) for d in _DTYPES)
 _COMMON = {"backend": "numba", "dtypes": _DTYPES, "requires": ("numba",)}
 #: BLAS prefix per dtype, for numba_xxgemm
 _BLAS_KIND = {np.dtype(np.float32): ord("s"), np.dtype(np.float64): ord("d"),
@@ -158,18 +158,7 @@ def _work(A, order="C", *, square=False, tall=False):
     The harness's fresh copy is used as it is; a read-only array or one in
     the other layout is copied, so the caller's array is then left alone.
     """
-    A = np.asarray(A)
-    if A.ndim != 2:
-        raise ValueError(f"expected a 2-D matrix, got an array of shape {A.shape}")
-    if A.dtype not in _NATIVE:
-        raise TypeError(
-            f"numba impls compute in float32/float64/complex64/complex128, not {A.dtype}"
-        )
-    m, n = A.shape
-    if square and m != n:
-        raise ValueError(f"expected a square matrix, got shape {A.shape}")
-    if tall and m < n:
-        raise ValueError(f"expected m >= n, got shape {A.shape}")
+    A = working(A, square=square, tall=tall, who="numba impls")
     contiguous = A.flags.c_contiguous if order == "C" else A.flags.f_contiguous
     if not (contiguous and A.flags.writeable and A.flags.aligned):
         A = np.array(A, order=order)

@@ -17,14 +17,15 @@ from factorbench.accuracy.precision import NATIVE_COMPLEX, NATIVE_REAL
 _NATIVE = frozenset(np.dtype(d) for d in NATIVE_REAL + NATIVE_COMPLEX)
 
 
-def working(A, *, square=False, tall=False):
-    """Validate ``A`` as a 2-D array in a native working precision (no copy)."""
+def working(A, *, square=False, tall=False, who="textbook impls"):
+    """Validate ``A`` as a 2-D array in a native working precision (no copy);
+    ``who`` names the impls in the dtype error."""
     A = np.asarray(A)
     if A.ndim != 2:
         raise ValueError(f"expected a 2-D matrix, got an array of shape {A.shape}")
     if A.dtype not in _NATIVE:
         raise TypeError(
-            f"textbook impls compute in float32/float64/complex64/complex128, not {A.dtype}"
+            f"{who} compute in float32/float64/complex64/complex128, not {A.dtype}"
         )
     m, n = A.shape
     if square and m != n:
