@@ -321,7 +321,7 @@ def _prepare(op, impl, n, dtype, kappa) -> Case:
     if cell["resolved"]:
         raise Skip(cell["resolved"][1])
     # The worker's own input path: same matrix, right-hand side and layout as a sweep cell.
-    tm, A_w, b, x_true = worker._matrix(cell)
+    tm, A_w, b, x_true, _ = worker._matrix(cell)
     if not np.isfinite(A_w).all():
         raise Skip(f"the matrix has NaN/Inf after rounding to {dtype}")
     kappa_actual = worker._kappa_actual(A_w)

@@ -50,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--plugin", action="append", default=[], help="module or .py file of impls")
 
     p = sub.add_parser("run", help="run (or resume) a sweep")
-    p.add_argument("--preset", default=None, help="quick | standard | full (default quick)")
+    p.add_argument("--preset", default=None,
+                   help="quick | standard | full | blas3 | randomized (default quick)")
     p.add_argument("--ops", help="comma list of ops")
     p.add_argument("--impls", help="comma list of impl ids (lu/lapack) or names (lapack)")
     p.add_argument("--kinds", help="matrix families, e.g. randsvd,randsvd:5,spd,wilkinson")
@@ -60,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, help="matrices per grid point")
     p.add_argument("--aspect", type=float, help="m/n for rectangular ops (>= 1)")
     p.add_argument("--rank", type=int, help="target rank k (lowrank)")
+    p.add_argument("--residual", type=float,
+                   help="lstsq: ||r|| / ||A x|| of the right-hand sides, r orthogonal to "
+                        "range(A) (default 0: consistent)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2",
                    help="sweep an impl parameter")
     p.add_argument("--timeout", type=float, help="seconds per cell before it is killed")
@@ -99,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--throughput", action="store_true",
                    help="also print each impl's best GFLOP/s, peak fraction and ratio to "
                         "the fastest library impl, per op, dtype and size")
+    p.add_argument("--tradeoff", action="store_true",
+                   help="also print, where a randomized or peer impl ran, every impl's time, "
+                        "speedup over the deterministic driver, accuracy and Pareto front")
 
     p = sub.add_parser("compare", help="compare two runs: speed and accuracy, can gate CI")
     p.add_argument("base", metavar="BASE", help="run id of the baseline")
@@ -179,7 +186,8 @@ def cmd_list(args) -> int:
 
 # -- run --------------------------------------------------------------------
 _SELECTORS = ("preset", "ops", "impls", "kinds", "sizes", "kappas", "dtypes", "seeds", "aspect",
-              "rank", "timeout", "min_time", "max_n", "threshold", "threads", "max_memory")
+              "rank", "timeout", "min_time", "max_n", "threshold", "threads", "max_memory",
+              "residual")
 
 
 def _spec(args):
@@ -193,6 +201,10 @@ def _spec(args):
         spec.impls = [t.strip() for t in args.impls.split(",") if t.strip()]
         if not spec.impls:
             raise UsageError("empty --impls list")
+    # a value given for the whole sweep replaces the preset's per-op values too
+    for name in ("kinds", "sizes", "kappas", "aspect", "rank"):
+        if getattr(args, name) is not None:
+            spec.clear_per_op(name)
     if args.kinds is not None:
         spec.kinds = [t.strip() for t in args.kinds.split(",")]
         if not any(spec.kinds):
@@ -206,7 +218,7 @@ def _spec(args):
 
         spec.dtypes = parse_list(args.dtypes, PRECISIONS, "dtype")
     for name in ("seeds", "aspect", "rank", "timeout", "min_time", "max_n", "threshold",
-                 "threads"):
+                 "threads", "residual"):
         v = getattr(args, name)
         if v is not None:
             setattr(spec, name, v)
@@ -319,6 +331,10 @@ def cmd_report(args) -> int:
             from factorbench.reports.throughput import format_throughput, throughput_table
 
             print(format_throughput(throughput_table(store.cells(ids))), end="")
+        if args.tradeoff:
+            from factorbench.reports.tradeoff import format_tradeoff, tradeoff_table
+
+            print(format_tradeoff(tradeoff_table(store.cells(ids))), end="")
     return 0
 
 

@@ -71,7 +71,7 @@ DEFAULT_KINDS: dict[str, tuple[str, ...]] = {
     "eigh": ("spd",),
     "solve": ("randsvd", "spd"),
     "lstsq": ("randsvd",),
-    "lowrank": ("lowrank", "randsvd"),
+    "lowrank": ("lowrank", "randsvd", "spd"),
 }
 
 #: m / n used for ops that take rectangular input when --aspect is not given.
@@ -260,6 +260,12 @@ class SweepSpec:
     ``impls`` None means every impl of the selected ops; ``kinds`` None means
     each op's :data:`DEFAULT_KINDS`; ``aspect`` None means :data:`DEFAULT_ASPECT`.
     ``max_memory`` (bytes) caps each CPU worker's virtual address space.
+    ``residual`` is ``||r|| / ||A x_true||`` of the least-squares right-hand
+    sides (0: consistent, the default; see
+    :func:`factorbench.accuracy.matrices.lstsq_rhs`).  ``per_op`` maps an op to
+    its own values of the fields in :data:`PER_OP_FIELDS` (sizes, kappas,
+    kinds, aspect, rank): one run can then hold a 4000 x 2000 low-rank
+    problem next to a 20000 x 200 least-squares one; see :meth:`for_op`.
     """
 
     ops: list[str] = field(default_factory=lambda: list(OPS))
@@ -283,9 +289,38 @@ class SweepSpec:
     threshold: float = 30.0
     lowrank_threshold: float = LOWRANK_THRESHOLD
     plugins: list[str] = field(default_factory=list)
+    residual: float = 0.0
+    per_op: dict[str, dict] = field(default_factory=dict)
+
+    def for_op(self, op: str) -> SweepSpec:
+        """The spec as seen by ``op``: its :attr:`per_op` values in place of the shared ones."""
+        over = self.per_op.get(op)
+        if not over:
+            return self
+        return dataclasses.replace(self, per_op={}, **over)
+
+    def clear_per_op(self, name: str) -> None:
+        """Drop ``name`` from every op's overrides: a value given for the whole
+        sweep (on the command line) applies to every op."""
+        for over in self.per_op.values():
+            over.pop(name, None)
 
     def validate(self) -> SweepSpec:
         """Check every field; raise :class:`SpecError` with one line."""
+        if not isinstance(self.per_op, dict):
+            _fail("per_op must map op names to field overrides")
+        for op, over in self.per_op.items():
+            if op not in OPS:
+                _fail(f"per_op: unknown op {op!r}")
+            bad = set(over) - set(PER_OP_FIELDS)
+            if bad:
+                _fail(f"per_op[{op!r}]: {sorted(bad)[0]!r} cannot vary by op "
+                      f"(only {', '.join(PER_OP_FIELDS)})")
+            if op in self.ops:
+                self.for_op(op)._validate()
+        return self._validate()
+
+    def _validate(self) -> SweepSpec:
         parse_list(",".join(self.ops), OPS, "op") if self.ops else _fail("no ops selected")
         parse_list(",".join(self.dtypes), PRECISIONS, "dtype") if self.dtypes else _fail(
             "no dtypes selected")
@@ -314,6 +349,9 @@ class SweepSpec:
              "space, which Python, numpy, scipy and the BLAS buffers fill before any cell runs"),
             (self.threshold > 0, "threshold must be > 0"),
             (self.lowrank_threshold >= 1, "lowrank threshold must be >= 1 (1 is optimal)"),
+            (isinstance(self.residual, int | float) and math.isfinite(self.residual)
+             and self.residual >= 0, f"--residual must be a finite number >= 0, got "
+                                     f"{self.residual!r}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -338,6 +376,9 @@ def _fail(msg):
 def _memory_text(value) -> str:
     return format_memory(value) if isinstance(value, int | float) else repr(value)
 
+
+#: Fields of a SweepSpec that :attr:`SweepSpec.per_op` may set for one op.
+PER_OP_FIELDS = ("sizes", "kappas", "kinds", "aspect", "rank")
 
 #: Named presets: a dict of SweepSpec fields.
 PRESETS: dict[str, dict] = {
@@ -384,6 +425,33 @@ PRESETS: dict[str, dict] = {
         "max_repeats": 10,
         "max_time": 5.0,
         "timeout": 1200.0,
+    },
+    # The randomized family against the deterministic drivers and the peer
+    # libraries, each op at the shape its methods are for: a 4000 x 2000
+    # matrix of numerical rank 50 with a slowly (polynomially) decaying tail
+    # and a rank-50 signal over a flat noise floor, k = 50; a 20000 x 200
+    # least-squares problem at kappa 1e4 and 1e10 whose right-hand side has a
+    # residual (1e-10 ||Ax||, so kappa^2 eta u ~ kappa u at kappa = 1e10),
+    # where sketch-and-solve's error shows; column pivoting on rank-deficient
+    # matrices and on Kahan's, the adversary of every column-norm pivoting rule.
+    "randomized": {
+        "ops": ["lowrank", "lstsq", "qrcp"],
+        "dtypes": ["float64"],
+        "sizes": [2000],
+        "kappas": [1e10],
+        "residual": 1e-10,
+        "params": {"p": [10], "sketch": ["gaussian", "sparse", "srht"]},
+        "per_op": {
+            "lowrank": {"sizes": [2000], "aspect": 2.0, "rank": 50,
+                        "kinds": ["polydecay", "lowrank"]},
+            "lstsq": {"sizes": [200], "aspect": 100.0, "kappas": [1e4, 1e10],
+                      "kinds": ["randsvd"]},
+            "qrcp": {"sizes": [400], "aspect": 1.0, "kinds": ["rankdef", "kahan"]},
+        },
+        "min_time": 0.5,
+        "max_repeats": 10,
+        "max_time": 5.0,
+        "timeout": 600.0,
     },
     "full": {
         "sizes": [64, 128, 256, 512, 1024, 2048, 4096],

@@ -9,6 +9,11 @@ A file that is not a factorbench database (garbage, truncated, another
 program's SQLite file) or that carries a newer schema version is refused with
 a one-line :class:`StoreError` naming the file, and is never modified: it is
 inspected through a read-only connection before any write is attempted.
+
+Schema versions only ever add columns.  A file of an older version is read as
+it is (the columns it lacks read as missing values) and is upgraded in place,
+in one transaction, the first time it is opened for writing: version 2 added
+``lowrank_spectral_ratio``.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ __all__ = [
     "default_db_path",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _APP_ID = 0x46425348  # "FBSH": marks the file as ours (PRAGMA application_id)
 
 RUN_COLUMNS = {
@@ -162,8 +167,8 @@ def _check_existing(path: Path) -> None:
             f"{path}: schema version {version} is newer than this factorbench "
             f"understands ({SCHEMA_VERSION}); upgrade factorbench"
         )
-    if version < SCHEMA_VERSION:
-        raise StoreError(f"{path}: schema version {version} is older than {SCHEMA_VERSION}")
+    if version < 1:
+        raise StoreError(f"{path}: schema version {version} predates factorbench's first")
 
 
 def _jsonable(v):
@@ -249,12 +254,31 @@ class Store:
             r[0] for r in self._con.execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
         if "runs" in tables:
+            self._upgrade()
             return
         self._write(lambda c: (
             c.executescript("BEGIN IMMEDIATE;" + _schema_sql()
                             + f"PRAGMA user_version = {SCHEMA_VERSION};"
                             + f"PRAGMA application_id = {_APP_ID};COMMIT;")
         ))
+
+    def _upgrade(self) -> None:
+        """Add the columns of newer schema versions to an older file, in one transaction."""
+        if self._con.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+            return
+
+        def upgrade(c):
+            c.execute("BEGIN IMMEDIATE")
+            if c.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                for table, columns in (("runs", RUN_COLUMNS), ("cells", CELL_COLUMNS)):
+                    have = {r[1] for r in c.execute(f"PRAGMA table_info({table})")}
+                    for name, decl in columns.items():
+                        if name not in have:
+                            c.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+                c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            c.execute("COMMIT")
+
+        self._write(upgrade)
 
     def _write(self, fn, retries: int = 20):
         """Run ``fn(con)`` in one transaction, retrying while another writer holds the lock."""
@@ -380,9 +404,15 @@ class Store:
         import pandas as pd
 
         if run_ids is None:
-            return pd.read_sql_query("SELECT * FROM cells ORDER BY rowid", self._con)
-        ids = [int(r) for r in run_ids]
-        q = ",".join("?" * len(ids))
-        return pd.read_sql_query(
-            f"SELECT * FROM cells WHERE run_id IN ({q}) ORDER BY rowid", self._con, params=ids
-        )
+            df = pd.read_sql_query("SELECT * FROM cells ORDER BY rowid", self._con)
+        else:
+            ids = [int(r) for r in run_ids]
+            q = ",".join("?" * len(ids))
+            df = pd.read_sql_query(
+                f"SELECT * FROM cells WHERE run_id IN ({q}) ORDER BY rowid", self._con,
+                params=ids)
+        # an older file opened read-only lacks the columns later versions added
+        for c in CELL_COLUMNS:
+            if c not in df:
+                df[c] = None
+        return df

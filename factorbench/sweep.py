@@ -125,7 +125,7 @@ def expand(spec: SweepSpec) -> list[dict]:
     chosen, avail = _selection(spec)
     cells, seen = [], set()
     for g in _groups(spec, chosen):
-        kappas = spec.kappas if g.info.controls_kappa else [None]
+        kappas = spec.for_op(g.op).kappas if g.info.controls_kappa else [None]
         for kappa, dtype, seed in itertools.product(kappas, spec.dtypes, range(spec.seeds)):
             mfields = {"base_seed": spec.base_seed, "kind": g.kind, "mode": g.mode, "m": g.m,
                        "n": g.n, "rank": g.rank, "kappa": kappa, "seed": seed,
@@ -137,6 +137,9 @@ def expand(spec: SweepSpec) -> list[dict]:
                               "m": g.m, "n": g.n, "rank": g.rank, "kappa": kappa,
                               "dtype": dtype, "seed": seed, "params": params,
                               "base_seed": spec.base_seed}
+                    if g.op == "lstsq" and spec.residual:
+                        # only when set, so the keys of consistent problems never change
+                        fields["residual"] = float(spec.residual)
                     key = cell_key(fields)
                     if key in seen:
                         continue
@@ -165,18 +168,18 @@ class _Group:
 def _groups(spec: SweepSpec, chosen) -> Iterator[_Group]:
     """The grid's (n, op, family) groups, smallest n first; the one place that
     decides shapes, ranks and skips, for :func:`expand` and :func:`estimate`."""
-    for n in sorted(set(spec.sizes)):
+    for n in sorted({n for op in spec.ops for n in spec.for_op(op).sizes}):
         for op in spec.ops:
             op_impls = [i for i in chosen if i.op == op]
-            if not op_impls:
+            if not op_impls or n not in spec.for_op(op).sizes:
                 continue
-            kinds, explicit = _kinds_for(op, spec)
+            kinds, explicit = _kinds_for(op, spec.for_op(op))
             for kind, mode in kinds:
                 info = KINDS[kind]
                 if info.has_modes and mode is None:
                     mode = 3
-                m, nn = _shape(op, kind, n, spec)
-                rank = _rank(op, kind, n, spec)
+                m, nn = _shape(op, kind, n, spec.for_op(op))
+                rank = _rank(op, kind, n, spec.for_op(op))
                 too_big = (f"rank {rank} exceeds min(m, n) = {min(m, nn)}"
                            if rank is not None and rank > min(m, nn) else None)
                 impls = []
@@ -288,7 +291,8 @@ def estimate(spec: SweepSpec) -> Estimate:
     dtypes = list(dict.fromkeys(spec.dtypes))
     seen = set()
     for g in _groups(spec, chosen):
-        per_dtype = (len(set(spec.kappas)) if g.info.controls_kappa else 1) * spec.seeds
+        kappas = len(set(spec.for_op(g.op).kappas)) if g.info.controls_kappa else 1
+        per_dtype = kappas * spec.seeds
         for impl, why in g.impls:
             for params in _params(impl, spec):
                 group = (g.op, impl.id, g.kind, g.mode, g.m, g.n, g.rank,
@@ -327,7 +331,8 @@ def _machine_info(spec):
     from factorbench.timing import blas_threads
 
     with blas_threads(spec.threads):
-        gemm = machine.gemm_peaks(spec.dtypes, n=machine.gemm_size(spec.sizes))
+        sizes = [n for op in spec.ops for n in spec.for_op(op).sizes]
+        gemm = machine.gemm_peaks(spec.dtypes, n=machine.gemm_size(sizes))
         fp = machine.fingerprint(threads=spec.threads)
     return fp, machine.versions(), gemm, machine.git_commit()
 

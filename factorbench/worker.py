@@ -90,12 +90,14 @@ def resolved_record(cell: dict, status: str, message: str, started_at: str | Non
 
 
 def _matrix(cell: dict):
-    """The cell's inputs ``(tm, A_w, b, x_true)``, reused across consecutive cells.
+    """The cell's inputs ``(tm, A_w, b, x_true, eta)``, reused across consecutive cells.
 
     The matrix depends on the matrix fields only (not on the op), so an lu
     cell and a solve cell can share it; the right-hand side is drawn from its
     own seed the first time an op that takes one needs it, so it does not
-    depend on which op came first.
+    depend on which op came first.  A least-squares cell with a ``residual``
+    gets ``b = A x_true + r``, r orthogonal to range(A) (:func:`matrices.lstsq_rhs`),
+    and ``eta = ||r|| / (||A|| ||x_true||)`` for the metrics; the same x_true.
     """
     key = (cell["matrix_seed"], cell["dtype"])
     wants_rhs = registry.OPS[cell["op"]]["args"] == "Ab"
@@ -110,10 +112,19 @@ def _matrix(cell: dict):
             A_w = tm.A.astype(p.dtype)
         _CACHE.clear()
         _CACHE.update(key=key, tm=tm, A_w=A_w)
-    if wants_rhs and "rhs" not in _CACHE:
-        _CACHE["rhs"] = matrices.rhs(_CACHE["A_w"], np.random.default_rng(_seeds(cell)[1]))
-    x_true, b = _CACHE["rhs"] if wants_rhs else (None, None)
-    return _CACHE["tm"], _CACHE["A_w"], b, x_true
+    if not wants_rhs:
+        return _CACHE["tm"], _CACHE["A_w"], None, None, 0.0
+    residual = float(cell.get("residual") or 0.0)
+    if ("rhs", residual) not in _CACHE:
+        tm, rng = _CACHE["tm"], np.random.default_rng(_seeds(cell)[1])
+        if residual:
+            norm2 = float(tm.sigma[0]) if tm.sigma is not None else None
+            _CACHE["rhs", residual] = matrices.lstsq_rhs(_CACHE["A_w"], rng, residual=residual,
+                                                         norm2=norm2)
+        else:
+            _CACHE["rhs", residual] = (*matrices.rhs(_CACHE["A_w"], rng), 0.0)
+    x_true, b, eta = _CACHE["rhs", residual]
+    return _CACHE["tm"], _CACHE["A_w"], b, x_true, eta
 
 
 def _seeds(cell: dict) -> list:
@@ -132,19 +143,32 @@ def _args_maker(impl, cell, A_w, b):
     args_kind = registry.OPS[cell["op"]]["args"]
     params = dict(cell["params"])
     order = impl.layout
-    lowrank_ss = _seeds(cell)[2]
+    sketch_ss = _seeds(cell)[2]
+    seeded = args_kind != "Akr" and _takes_rng(impl.func)
 
     def make():
         A = np.array(A_w, order=order, copy=True)
+        # A fresh generator from the cell's seed every call: every repeat does
+        # the same work, and a rerun of the cell draws the same sketch.
+        kw = dict(params, rng=np.random.default_rng(sketch_ss)) if seeded else params
         if args_kind == "A":
-            return (A,), params
+            return (A,), kw
         if args_kind == "Ab":
-            return (A, b.copy()), params
-        # lowrank: the same seeded generator every call, so every repeat does the same work
-        rng = np.random.default_rng(lowrank_ss)
-        return (A, cell["rank"], rng), params
+            return (A, b.copy()), kw
+        return (A, cell["rank"], np.random.default_rng(sketch_ss)), params
 
     return make
+
+
+def _takes_rng(func) -> bool:
+    """Whether an impl of an op without an ``rng`` argument draws random numbers:
+    it then declares a keyword ``rng``, and the harness passes a seeded Generator."""
+    import inspect
+
+    try:
+        return "rng" in inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _fail(rec, status, message):
@@ -190,7 +214,7 @@ def _run_cell(cell: dict, options: dict, started_at: str) -> dict:
         return _fail(rec, "unavailable", reason)
     p = precision(cell["dtype"])
     try:
-        tm, A_w, b, x_true = _matrix(cell)
+        tm, A_w, b, x_true, eta = _matrix(cell)
     except MemoryError:
         raise
     except Exception as exc:
@@ -223,7 +247,8 @@ def _run_cell(cell: dict, options: dict, started_at: str) -> dict:
     kappa = kappa_actual if kappa_actual is not None else (tm.kappa or None)
     try:
         metrics = bundle(cell["op"], A_w, result, u=p.u, kappa=kappa, b=b, x_true=x_true,
-                         sigma=tm.sigma, eigenvalues=tm.eigenvalues, k=cell["rank"])
+                         sigma=tm.sigma, eigenvalues=tm.eigenvalues, k=cell["rank"],
+                         eta=eta)
     except ResultError as exc:
         return _fail(rec, "error", f"bad result: {exc}")
     rec.update({k: metrics.get(k) for k in METRIC_COLUMNS})

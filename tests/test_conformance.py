@@ -22,7 +22,7 @@ N = 32
 
 def _kind(impl):
     if impl.op == "lowrank":
-        return "lowrank"
+        return "spd" if impl.structure == "spd" else "lowrank"
     return "spd" if impl.structure in ("spd", "symmetric") else "randsvd"
 
 
@@ -101,3 +101,27 @@ def test_forward_error_rule_passes_gesv_and_fails_the_normal_equations():
     normal = run_cell(_cell("lstsq/normal", "float64", "randsvd", n=512, kappa=1e4), OPTIONS)
     assert normal["status"] == "failed" and "kappa_scaled_error" in normal["message"]
     assert normal["kappa_scaled_error"] > 30 * (2 * 512) ** 0.5
+
+
+def test_least_squares_residual_through_the_harness():
+    """With r orthogonal to range(A), ||r|| = 1e-3 ||Ax||, kappa = 1e7, the forward
+    error is held to the least-squares condition number u (kappa + kappa^2 eta)
+    (Wedin; Higham 2002 Thm 20.1): Householder QR passes, the normal equations
+    (error ~ kappa^2 u whatever the residual) still fail."""
+
+    def cell(impl_id, residual):
+        spec = SweepSpec(ops=["lstsq"], impls=[impl_id], kinds=["randsvd"], sizes=[64],
+                         kappas=[1e7], dtypes=["float64"], residual=residual)
+        (c,) = expand(spec)
+        return c
+
+    u = precision("float64").u
+    res = run_cell(cell("lstsq/gels", 1e-3), OPTIONS)
+    assert res["status"] == "ok", res["message"]
+    # eta = ||r|| / (||A||_2 ||x||) with ||A||_2 = 1 for randsvd, ||Ax|| < ||x||
+    kappa = res["kappa_actual"]
+    scale = res["forward_error"] / (res["kappa_scaled_error"] * u)
+    eta = (scale - kappa) / kappa**2
+    assert 1e-5 < eta < 1e-3
+    normal = run_cell(cell("lstsq/normal", 1e-3), OPTIONS)
+    assert normal["status"] == "failed" and "kappa_scaled_error" in normal["message"]

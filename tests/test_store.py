@@ -155,3 +155,33 @@ def test_many_runs_opening_one_new_file_at_once(tmp_path):
         assert [p.exitcode for p in procs] == [0, 0, 0, 0], trial
         with Store(path, readonly=True) as s:
             assert sorted(s.runs()["label"]) == ["w0", "w1", "w2", "w3"]
+
+
+def _as_version_1(path):
+    """Turn a current file into what schema version 1 wrote: no lowrank_spectral_ratio."""
+    con = sqlite3.connect(path)
+    con.execute("ALTER TABLE cells DROP COLUMN lowrank_spectral_ratio")
+    con.execute("PRAGMA user_version = 1")
+    con.commit()
+    con.close()
+
+
+def test_older_schema_is_read_as_is_and_upgraded_on_write(db):
+    with Store(db) as s:
+        rid = s.begin_run(label="old")
+        s.write_cell(rid, _record("k1"))
+        s.finish_run(rid, "complete")
+    _as_version_1(db)
+    before = _digest(db)
+    with Store(db, readonly=True) as s:
+        df = s.cells([rid])
+    assert _digest(db) == before  # read-only: never modified
+    assert df["lowrank_spectral_ratio"].isna().all() and df["backward_ratio"][0] == 0.5
+    with Store(db) as s:  # opened for writing: upgraded in place, nothing lost
+        s.write_cell(rid, _record("k2", op="lowrank", lowrank_spectral_ratio=1.25))
+        df = s.cells([rid])
+    assert list(df["cell_key"]) == ["k1", "k2"]
+    assert df["lowrank_spectral_ratio"].tolist()[1] == 1.25
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    con.close()

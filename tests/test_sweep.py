@@ -64,7 +64,9 @@ def test_max_n_and_override():
 
 def test_lowrank_rank_and_shape():
     cells = expand(_spec(ops=["lowrank"], impls=["gesdd"], sizes=[40], rank=5, aspect=2))
-    assert {(c["m"], c["n"], c["rank"]) for c in cells} == {(80, 40, 5)}
+    # spd (for Nystrom) is square whatever the aspect
+    assert {(c["kind"], c["m"], c["n"], c["rank"]) for c in cells} == {
+        ("lowrank", 80, 40, 5), ("randsvd", 80, 40, 5), ("spd", 40, 40, 5)}
 
 
 @pytest.mark.parametrize(
@@ -123,3 +125,35 @@ def test_resume_of_a_complete_run_changes_nothing(db):
     s, rid = _stored_run(db, status="complete", finished_at="2026-01-01T00:00:00+00:00")
     assert run_sweep(None, s, resume=rid) == (rid, {})
     assert s.run(rid)["finished_at"] == "2026-01-01T00:00:00+00:00"
+
+
+def test_per_op_fields_shape_each_op_in_one_run():
+    spec = _spec(ops=["lowrank", "lstsq"], impls=["gesdd", "gels"], sizes=[16],
+                 kappas=[1e2], dtypes=["float64"],
+                 per_op={"lowrank": {"sizes": [40], "aspect": 2.0, "rank": 5,
+                                     "kinds": ["polydecay"]},
+                         "lstsq": {"aspect": 10.0, "kappas": [1e4, 1e10]}})
+    cells = expand(spec)
+    low = [c for c in cells if c["op"] == "lowrank"]
+    ls = [c for c in cells if c["op"] == "lstsq"]
+    assert {(c["m"], c["n"], c["rank"], c["kind"]) for c in low} == {(80, 40, 5, "polydecay")}
+    assert {(c["m"], c["n"], c["kappa"]) for c in ls} == {(160, 16, 1e4), (160, 16, 1e10)}
+    assert [c["n"] for c in cells] == sorted(c["n"] for c in cells)
+    with pytest.raises(SpecError, match="cannot vary by op"):
+        expand(_spec(per_op={"lu": {"dtypes": ["float32"]}}))
+    with pytest.raises(SpecError, match="unknown op"):
+        expand(_spec(per_op={"lux": {"sizes": [8]}}))
+    with pytest.raises(SpecError, match="sizes must be positive"):
+        expand(_spec(per_op={"lu": {"sizes": [0]}}))
+
+
+def test_residual_keys_only_least_squares_cells_and_only_when_set():
+    base = dict(ops=["lstsq", "lu"], impls=["gels", "lapack"], sizes=[16], kappas=[1e2],
+                dtypes=["float64"])
+    plain, zero, res = (expand(_spec(**base)), expand(_spec(residual=0.0, **base)),
+                        expand(_spec(residual=1e-6, **base)))
+    key = {c["impl"]: c["key"] for c in plain}
+    assert key == {c["impl"]: c["key"] for c in zero}  # consistent problems: same keys
+    changed = {c["impl"]: c["key"] != key[c["impl"]] for c in res}
+    assert changed == {"lstsq/gels": True, "lu/lapack": False}
+    assert [c.get("residual") for c in res if c["op"] == "lstsq"] == [1e-6]

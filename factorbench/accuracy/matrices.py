@@ -31,6 +31,14 @@ Choices where the design is silent:
 * lowrank: r signal singular values geometric from 1 to 1e-2, then a flat
   tail at the noise level 1e-4, so the whole spectrum is known; ``rank`` is
   r.  ``rank`` is also set for rankdef (exact rank) and zero (0).
+* polydecay and expdecay are the test spectra of Tropp, Yurtsever, Udell and
+  Cevher (2017, sec. 7.3) for randomized low-rank methods: ``rank`` leading
+  singular values 1, then a polynomial tail ``(j - r + 1)^-1`` (slow decay,
+  the hard case for a range finder without power iterations) or an
+  exponential tail ``10^-(j - r)/4`` (fast decay).  J. A. Tropp, A. Yurtsever,
+  M. Udell and V. Cevher, Practical sketching algorithms for low-rank matrix
+  approximation, SIAM J. Matrix Anal. Appl. 38(4), 2017.  The whole spectrum is
+  known, so the optimal rank-k error is exact for any k.
 * Deterministic families (hilbert, vandermonde, kahan, wilkinson, zero) draw
   nothing from ``rng`` and are real even when stored as complex128.  hilbert
   is SPD in exact arithmetic only (kappa ~ exp(3.5 n)); wilkinson's LU
@@ -63,7 +71,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.linalg as sla
 
-__all__ = ["TestMatrix", "KindInfo", "KINDS", "generate", "kappa_actual", "rhs", "normalize_rng"]
+__all__ = ["TestMatrix", "KindInfo", "KINDS", "generate", "kappa_actual", "rhs", "lstsq_rhs",
+           "normalize_rng"]
 
 _DEFAULT_MODE = 3
 _MODE_NAMES = {1: "one large", 2: "one small", 3: "geometric", 4: "arithmetic", 5: "log-uniform"}
@@ -73,6 +82,8 @@ _GRADED_KAPPA_B = 2.0
 _LOWRANK_SIGNAL_MIN = 1e-2
 _LOWRANK_NOISE = 1e-4
 _RANKDEF_SIGMA_MIN = 1e-1
+_POLY_POWER = 1.0
+_EXP_RATE = 0.25
 
 
 @dataclass
@@ -154,6 +165,10 @@ KINDS: dict[str, KindInfo] = {k.name: k for k in (
           "row-graded diag(d) B, d geometric from 1 to 1/kappa, B well conditioned"),
     _kind("lowrank", "general", False, False,
           "rank-r signal (1 .. 1e-2) plus a flat 1e-4 noise spectrum, known exactly", rank=True),
+    _kind("polydecay", "general", False, False,
+          "r singular values 1, then a slowly decaying tail (j - r + 1)^-1", rank=True),
+    _kind("expdecay", "general", False, False,
+          "r singular values 1, then a fast decaying tail 10^(-(j - r)/4)", rank=True),
     _kind("rankdef", "general", False, False,
           "randsvd-like with the last max(1, min(m,n)//2) singular values exactly zero"),
     _kind("zero", "general", False, False, "the zero matrix"),
@@ -292,6 +307,13 @@ def _build(kind, rng, m, n, kappa, mode, rank, cplx):
         sigma[:rank] = _geometric(rank, _LOWRANK_SIGNAL_MIN)
         return TestMatrix(_usv(rng, m, n, sigma, cplx), kind, sigma=sigma, rank=rank,
                           meta={"noise": _LOWRANK_NOISE, "signal_min": _LOWRANK_SIGNAL_MIN})
+    if kind in ("polydecay", "expdecay"):
+        j = np.arange(1, p - rank + 1, dtype=np.float64)
+        # Tropp et al. (2017): (1, ..., 1, 2^-p, 3^-p, ...) and (1, ..., 1, 10^-q, 10^-2q, ...)
+        tail = (1.0 + j) ** -_POLY_POWER if kind == "polydecay" else 10.0 ** (-_EXP_RATE * j)
+        sigma = np.concatenate((np.ones(rank), tail))
+        meta = ({"power": _POLY_POWER} if kind == "polydecay" else {"rate": _EXP_RATE})
+        return TestMatrix(_usv(rng, m, n, sigma, cplx), kind, sigma=sigma, rank=rank, meta=meta)
     if kind == "rankdef":
         nullity = max(1, p // 2)
         r = p - nullity
@@ -337,7 +359,7 @@ def generate(kind: str, m: int, n: int, *, kappa: float | None = None, mode: int
     mode : int, optional
         Spectrum mode 1..5 (randsvd, spd); default 3 (geometric).
     rank : int, optional
-        Signal rank r of ``lowrank``, 1 <= r <= min(m, n); default
+        Signal rank r of ``lowrank``, ``polydecay``, ``expdecay``, 1 <= r <= min(m, n); default
         ``max(1, min(10, min(m, n) // 4))``.
     complex_ : bool
         Generate complex128 (complex Haar and Gaussian factors).
@@ -496,3 +518,74 @@ def rhs(A_w, rng, *, nrhs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     x_true = x_w.astype(host)
     b_ld = A.astype(host).astype(ld) @ x_true.astype(ld)
     return x_true, _round_longdouble(b_ld, A.dtype)
+
+
+def lstsq_rhs(A_w, rng, *, residual: float = 0.0,
+              norm2: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Least-squares right-hand side with a residual of chosen size and known solution.
+
+    ``b = A_w x_true + r`` with ``r`` orthogonal to range(A_w) and
+    ``||r||_2 = residual * ||A_w x_true||_2``, so ``x_true`` is the
+    least-squares solution and ``r`` its residual.  With ``residual = 0`` this
+    is :func:`rhs` (same draws, same ``x_true`` and ``b``).  A nonzero
+    residual is what separates the least-squares solvers: the forward error of
+    a backward-stable one is then bounded by about
+    ``u (kappa + kappa^2 eta)`` with ``eta = ||r||_2 / (||A||_2 ||x||_2)``
+    (Wedin's condition number; Higham 2002, Thm 20.1), the normal equations
+    lose ``kappa^2 u`` whatever the residual, and sketch-and-solve loses
+    ``kappa eta`` times its embedding distortion.
+
+    ``r`` is the projection of a Gaussian vector onto the orthogonal
+    complement of range(A_w), computed in float64 with the Q of a Householder
+    QR and projected twice ("twice is enough"), so ``||Q^H r|| = O(u ||r||)``:
+    ``x_true`` is off the exact least-squares solution by ``O(kappa u eta)``
+    relative, below the error of any solver.  ``b`` is accumulated in long
+    double and correctly rounded to the working precision, as in :func:`rhs`.
+
+    Parameters
+    ----------
+    A_w : numpy.ndarray, shape (m, n)
+        The matrix in its working dtype, full column rank; m > n when
+        ``residual > 0``.
+    rng : None, int, SeedSequence or Generator
+        Normalised once; x_true is drawn first, then the residual direction.
+    residual : float
+        ``||r||_2 / ||A_w x_true||_2``, finite and >= 0.
+    norm2 : float, optional
+        ``||A_w||_2`` when known (the largest singular value of the family);
+        computed otherwise.
+
+    Returns
+    -------
+    x_true : numpy.ndarray, shape (n,)
+        float64, or complex128 when ``A_w`` is complex.
+    b : numpy.ndarray, shape (m,)
+        In the dtype of ``A_w``.
+    eta : float
+        ``||r||_2 / (||A_w||_2 ||x_true||_2)``; 0.0 for ``residual = 0``.
+    """
+    residual = float(residual)
+    if not (math.isfinite(residual) and residual >= 0.0):
+        raise ValueError(f"residual must be a finite number >= 0; got {residual!r}.")
+    rng = normalize_rng(rng)
+    x_true, b = rhs(A_w, rng)
+    if residual == 0.0:
+        return x_true, b, 0.0
+    A = np.asarray(A_w)
+    m, n = A.shape
+    if m <= n:
+        raise ValueError(f"a least-squares residual needs m > n; got a {m} x {n} matrix.")
+    cplx = np.iscomplexobj(A)
+    host = np.complex128 if cplx else np.float64
+    Ah = A.astype(host)
+    Q = sla.qr(Ah, mode="economic", check_finite=False)[0]
+    r = _normal(rng, (m,), cplx)
+    for _ in range(2):
+        r -= Q @ (Q.conj().T @ r)
+    ld = np.clongdouble if cplx else np.longdouble
+    Ax = Ah.astype(ld) @ x_true.astype(ld)
+    r *= residual * float(np.linalg.norm(Ax.astype(host))) / np.linalg.norm(r)
+    b = _round_longdouble(Ax + r.astype(ld), A.dtype)
+    if norm2 is None:
+        norm2 = float(sla.svdvals(Ah, check_finite=False)[0])
+    return x_true, b, float(np.linalg.norm(r) / (norm2 * np.linalg.norm(x_true)))

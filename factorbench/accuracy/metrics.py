@@ -28,13 +28,27 @@ growth_factor_exact    lu: max_k max|a_ij^(k)| / max|A| (Higham 2002 eq. 9.6), f
                        that track it
 forward_error          solve, lstsq ||x-x_true||_2/||x_true||_2; svd max|s-s_true|/s_1;
                        eigh max|w-w_true|/||A||_2
-kappa_scaled_error     forward_error / (kappa u) for solve and lstsq (xGET04)
+kappa_scaled_error     forward_error / (kappa u) for solve and lstsq (xGET04); for a
+                       least-squares problem with a residual, forward_error /
+                       ((kappa + kappa^2 eta) u), eta = ||r||_2 / (||A||_2 ||x||_2)
+                       (Wedin's condition number, Higham 2002 Thm 20.1; eta = 0 for a
+                       consistent right-hand side, the design's definition)
 kappa2_scaled_error    lstsq: forward_error / (kappa^2 u)
 lowrank_error_ratio    ||A - A_hat_k||_F / ||A - A_k||_F, A_k the optimal rank-k
                        approximation (Eckart-Young) from the known spectrum
-rank_revealed          qrcp: number of leading |R_ii| >= tol |R_11|, tol = max(m, n) u
-numerical_rank         qrcp: number of sigma_i > tol sigma_1 (to compare with the above)
+lowrank_spectral_ratio ||A - A_hat_k||_2 / ||A - A_k||_2 = ... / sigma_{k+1}: the
+                       spectral-norm counterpart, the norm of HMT 2011's bounds
+rank_revealed          qrcp: number of leading |R_ii| >= tol |R_11|, tol = max(m, n) u;
+                       lowrank: the rank an adaptive method chose (``extras["rank"]``)
+numerical_rank         qrcp: number of sigma_i > tol sigma_1 (to compare with the above);
+                       adaptive lowrank: the same with the method's tolerance
 =====================  ==========================================================
+
+A lowrank result of another rank than the requested k is accepted only from
+an adaptive method that says so (``extras["rank"]``, with its relative
+tolerance in ``extras["tol"]``): its ratios are then taken against the
+optimal approximation of the rank it chose, so a method is never credited
+for returning more than asked.
 
 The ratios that decide ``passed`` are :data:`PASS_RATIOS`.  ``kappa`` in
 ``kappa_scaled_error`` is the condition number of the rounded matrix when it
@@ -62,6 +76,7 @@ __all__ = [
     "lstsq_backward_error",
     "forward_error",
     "lowrank_error_ratio",
+    "lowrank_spectral_ratio",
     "rank_revealed",
     "numerical_rank",
 ]
@@ -79,6 +94,7 @@ METRIC_COLUMNS = (
     "lowrank_error_ratio",
     "rank_revealed",
     "numerical_rank",
+    "lowrank_spectral_ratio",
 )
 
 #: Ratios that decide the pass rule when present (finite and < threshold).
@@ -86,6 +102,11 @@ PASS_RATIOS = ("backward_ratio", "orthogonality_ratio", "kappa_scaled_error", "l
 
 #: lowrank_error_ratio is relative to the optimum, not u-scaled: it has its own threshold.
 LOWRANK_THRESHOLD = 2.0
+
+#: The low-rank ratios' optimum is floored at ROUNDING_FLOOR * max(m, n) u ||A||: at
+#: rounding level a ratio below LOWRANK_THRESHOLD then means an error below
+#: 30 max(m, n) u ||A||, the backward-error rule (LAPACK's threshold 30 / 2).
+ROUNDING_FLOOR = 15.0
 
 #: Above this size the singular values needed for an unknown spectrum are not computed.
 _SVD_LIMIT = 2048
@@ -188,13 +209,45 @@ def lowrank_error_ratio(A, A_hat, sigma, k, u) -> float:
     """``||A - A_hat||_F / ||A - A_k||_F`` with ``||A - A_k||_F`` from the spectrum.
 
     The optimal error (Eckart-Young) ``sqrt(sum_{i>k} sigma_i^2)`` is floored at
-    ``u ||A||_F``: the rounding of A to the working precision alone moves the
-    singular values by that much, so an exactly rank-k input gives a finite
-    ratio instead of 0/0.
+    :data:`ROUNDING_FLOOR` ``* max(m, n) u ||A||_F``: an exactly rank-k input
+    (or k = min(m, n)) gives a finite ratio instead of 0/0, and an error at
+    rounding level is judged as a backward error is (below 30 max(m, n) u
+    ||A||, LAPACK's rule) rather than on the last bits of A.
     """
     tail = float(np.sqrt(np.sum(np.asarray(sigma[k:], dtype=np.float64) ** 2)))
-    floor = u * float(np.linalg.norm(A, "fro"))
+    floor = ROUNDING_FLOOR * max(A.shape) * u * float(np.linalg.norm(A, "fro"))
     return _div(np.linalg.norm(A - A_hat, "fro"), max(tail, floor))
+
+
+def lowrank_spectral_ratio(A, A_hat, sigma, k, u) -> float:
+    """``||A - A_hat||_2 / sigma_{k+1}``, the optimum floored as in :func:`lowrank_error_ratio`.
+
+    The 2-norm of the error is exact (an SVD) for matrices with at most
+    :data:`_SPECTRAL_EXACT` columns or rows, else the largest singular value
+    by ARPACK (Lanczos bidiagonalisation to relative accuracy 1e-8, from a
+    fixed start vector, so the metric is deterministic): a lower bound that
+    converges from below, accurate far beyond the digits a ratio needs.
+    """
+    sigma = np.asarray(sigma, dtype=np.float64)
+    opt = float(sigma[k]) if k < sigma.size else 0.0
+    floor = ROUNDING_FLOOR * max(A.shape) * u * float(sigma[0]) if sigma.size else 0.0
+    return _div(_norm2(A - A_hat), max(opt, floor))
+
+
+#: Largest min(m, n) whose residual 2-norm is computed by a full SVD.
+_SPECTRAL_EXACT = 512
+
+
+def _norm2(E) -> float:
+    if min(E.shape) <= _SPECTRAL_EXACT:
+        return float(np.linalg.norm(E, 2)) if E.size else 0.0
+    if not np.isfinite(E).all():
+        return float("nan")
+    from scipy.sparse.linalg import svds
+
+    v0 = np.random.default_rng(0).standard_normal(min(E.shape))
+    s = svds(E, k=1, tol=1e-8, v0=v0, return_singular_vectors=False, solver="arpack")
+    return float(s[0])
 
 
 def _tol(m, n, u):
@@ -326,13 +379,13 @@ def _eigh(A, res, m, n, u, eigenvalues=None, **_):
     return out
 
 
-def _forward(out, x, x_true, kappa, u, squared=False):
+def _forward(out, x, x_true, kappa, u, squared=False, eta=0.0):
     if x_true is None:
         return
     fe = forward_error(x, x_true)
     out["forward_error"] = fe
     if kappa is not None and np.isfinite(kappa):
-        out["kappa_scaled_error"] = _div(fe, kappa * u)
+        out["kappa_scaled_error"] = _div(fe, (kappa + kappa * kappa * (eta or 0.0)) * u)
         if squared:
             out["kappa2_scaled_error"] = _div(fe, kappa * kappa * u)
 
@@ -351,23 +404,37 @@ def _solve(A, res, m, n, u, b=None, x_true=None, kappa=None, **_):
     return out
 
 
-def _lstsq(A, res, m, n, u, b=None, x_true=None, kappa=None, **_):
+def _lstsq(A, res, m, n, u, b=None, x_true=None, kappa=None, eta=0.0, **_):
     x = _vector(res.x)
     _shape("x", x, (n,))
     out = {"backward_error": lstsq_backward_error(A, x, _host(b))}
-    _forward(out, x, x_true, kappa, u, squared=True)
+    _forward(out, x, x_true, kappa, u, squared=True, eta=eta)
     return out
 
 
 def _lowrank(A, res, m, n, u, sigma=None, k=None, **_):
     if k is None:
         raise ResultError("lowrank metrics need the target rank k")
+    extras = getattr(res, "extras", None) or {}
+    chosen = extras.get("rank")
+    if chosen is not None:
+        # an adaptive method: judged at the rank it chose, never credited for more
+        k = int(chosen)
+        if not 0 <= k <= min(m, n):
+            raise ResultError(f"extras['rank'] = {k} is outside 0..{min(m, n)}")
     U, s, Vh = _svd_factors(res, m, n, k)
-    loss = max(orthogonality_loss(U), orthogonality_loss(Vh.conj().T))
+    loss = max(orthogonality_loss(U), orthogonality_loss(Vh.conj().T)) if k else 0.0
     out = {"orthogonality_loss": loss, "orthogonality_ratio": _div(loss, max(m, n) * u)}
     s_true = _sigma(A, sigma)
     if s_true is not None:
-        out["lowrank_error_ratio"] = lowrank_error_ratio(A, (U * s) @ Vh, s_true, k, u)
+        A_hat = (U * s) @ Vh
+        out["lowrank_error_ratio"] = lowrank_error_ratio(A, A_hat, s_true, k, u)
+        out["lowrank_spectral_ratio"] = lowrank_spectral_ratio(A, A_hat, s_true, k, u)
+    if chosen is not None:
+        out["rank_revealed"] = k
+        tol = extras.get("tol")
+        if s_true is not None and tol is not None:
+            out["numerical_rank"] = numerical_rank(s_true, float(tol))
     return out
 
 
@@ -396,6 +463,7 @@ def bundle(
     sigma=None,
     eigenvalues=None,
     k: int | None = None,
+    eta: float = 0.0,
 ) -> dict:
     """Every metric of ``op`` for one result, as a dict over :data:`METRIC_COLUMNS`.
 
@@ -419,6 +487,10 @@ def bundle(
         Known eigenvalues, ascending (eigh forward error).
     k : int, optional
         Target rank (lowrank).
+    eta : float
+        lstsq: ``||r||_2 / (||A||_2 ||x_true||_2)`` of the exact residual r of
+        the posed problem (:func:`factorbench.accuracy.matrices.lstsq_rhs`); 0
+        for a consistent right-hand side.
 
     Returns
     -------
@@ -438,7 +510,7 @@ def bundle(
         out.update(
             _BUNDLES[op](
                 A, result, m, n, u, kappa=kappa, b=b, x_true=x_true, sigma=sigma,
-                eigenvalues=eigenvalues, k=k,
+                eigenvalues=eigenvalues, k=k, eta=eta,
             )
         )
     if out["backward_error"] is not None:

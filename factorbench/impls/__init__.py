@@ -77,6 +77,8 @@ BUILTIN_MODULES = (
     "factorbench.impls.textbook",
     "factorbench.impls.blocked",
     "factorbench.impls.numba_kernels",
+    "factorbench.impls.randomized",
+    "factorbench.impls.peers",
 )
 ENTRY_POINT_GROUP = "factorbench.impls"
 

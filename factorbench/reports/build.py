@@ -36,6 +36,13 @@ from factorbench.reports._frames import variants as _variants
 from factorbench.reports.figure import palette
 from factorbench.reports.recommend import recommendation_grid
 from factorbench.reports.throughput import throughput_table
+from factorbench.reports.tradeoff import COLUMN_LABELS as _TRADEOFF_LABELS
+from factorbench.reports.tradeoff import (
+    accuracy_columns,
+    format_value,
+    tradeoff_groups,
+    tradeoff_table,
+)
 from factorbench.store import CELL_COLUMNS, STATUSES
 
 __all__ = ["OP_ORDER", "STATUS_ORDER", "build_report", "render_report"]
@@ -469,6 +476,7 @@ def _op_view(
                                                     lowrank_threshold, colors, ceilings)],
         "maps": _recommendation_maps(op, cells, colors=colors, rules=rules, names=names),
         "throughput": _throughput_tables(cells, names),
+        "tradeoff": _tradeoff_tables(cells, names, multi_run=multi_run),
         "rows": _cell_rows(cells, multi_run=multi_run),
     }
 
@@ -507,6 +515,50 @@ def _throughput_entry(r) -> dict:
                   f"{r['baseline']} {r['baseline_gflops']:.1f} GFLOP/s"
                   if pd.notna(ratio) else f"{r['cells']} cell(s); no library baseline here"),
     }
+
+
+def _tradeoff_tables(cells: pd.DataFrame, names: Mapping[int, str], *, multi_run: bool
+                     ) -> list[dict]:
+    """Per problem (run, kind, shape, kappa, dtype, rank) where a randomized or
+    peer impl ran: every impl and setting, fastest first, with its speedup
+    over the deterministic reference, its accuracy and its place on the
+    front (:func:`factorbench.reports.tradeoff.tradeoff_table`)."""
+    out = []
+    for g in tradeoff_groups(tradeoff_table(cells)):
+        first = g.iloc[0]
+        cols = accuracy_columns(first["op"])
+        caption = [first["kind"] or _DASH, _fmt_size(first["m"], first["n"], first["rank"]),
+                   f"kappa {_fmt_g(first['kappa'], 2)}", first["dtype"]]
+        if multi_run:
+            caption.append(names.get(int(first["run_id"]), f"run {first['run_id']}"))
+        ref = first["reference"] if isinstance(first["reference"], str) else None
+        out.append({
+            "caption": ", ".join(caption),
+            "reference": ref,
+            "primary": _TRADEOFF_LABELS[first["primary"]][0],
+            "columns": [_TRADEOFF_LABELS[c] for c in cols],
+            "rows": [
+                {
+                    "impl": r["impl"],
+                    "family": r["family"] or _DASH,
+                    "params": r["params"],
+                    "status": r["status"],
+                    "status_class": r["status"] if r["status"] in STATUS_ORDER else "failed",
+                    "detail": "" if r["status"] == "ok" or r["cells"] == 1
+                    else f"{r['ok_cells']}/{r['cells']} ok",
+                    "time": _fmt_time_ci(r["time_median_s"], r["time_ci_low_s"],
+                                         r["time_ci_high_s"]),
+                    "speedup": f"\u00d7{_fmt_g(r['speedup'])}" if pd.notna(r["speedup"]) else "",
+                    "metrics": [format_value(r, c) for c in cols],
+                    "front": bool(r["pareto"]),
+                    "is_ref": r["impl"] == ref,
+                    "sortkeys": {"time": _key(r["time_median_s"]), "speedup": _key(r["speedup"]),
+                                 "metrics": [_key(r[c]) for c in cols]},
+                }
+                for _, r in g.iterrows()
+            ],
+        })
+    return out
 
 
 def _has(cells: pd.DataFrame, col: str) -> bool:

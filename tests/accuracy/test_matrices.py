@@ -20,7 +20,8 @@ from factorbench.accuracy.matrices import (
 )
 
 U64 = np.finfo(np.float64).eps / 2
-RANDOM_KINDS = {"randsvd", "spd", "gaussian", "graded", "lowrank", "rankdef"}
+RANDOM_KINDS = {"randsvd", "spd", "gaussian", "graded", "lowrank", "polydecay", "expdecay",
+                "rankdef"}
 SQUARE_ONLY = sorted(k for k, info in KINDS.items() if info.square_only)
 
 
@@ -39,14 +40,15 @@ def _shapes(kind):
 
 def test_kinds_registry():
     assert set(KINDS) == {"randsvd", "spd", "gaussian", "hilbert", "vandermonde", "kahan",
-                          "wilkinson", "graded", "lowrank", "rankdef", "zero"}
+                          "wilkinson", "graded", "lowrank", "polydecay", "expdecay",
+                          "rankdef", "zero"}
     for name, info in KINDS.items():
         assert info.name == name
         assert info.structure in ("general", "symmetric", "spd")
         assert info.description
     assert {k for k, i in KINDS.items() if i.controls_kappa} == {"randsvd", "spd", "graded"}
     assert {k for k, i in KINDS.items() if i.has_modes} == {"randsvd", "spd"}
-    assert {k for k, i in KINDS.items() if i.has_rank} == {"lowrank"}
+    assert {k for k, i in KINDS.items() if i.has_rank} == {"lowrank", "polydecay", "expdecay"}
     assert TestMatrix.__test__ is False
 
 
@@ -368,3 +370,54 @@ def test_normalize_rng():
     for bad in ("3", 1.5, True):
         with pytest.raises(TypeError):
             normalize_rng(bad)
+
+
+# --------------------------------------------------------------------------- decay spectra
+
+
+@pytest.mark.parametrize("kind", ["polydecay", "expdecay"])
+def test_decay_spectra_are_tropp_et_al(kind):
+    """Tropp, Yurtsever, Udell & Cevher (2017, sec. 7.3): r ones, then j^-1 or 10^(-j/4)."""
+    tm = generate(kind, 60, 40, rank=5, rng=3)
+    j = np.arange(1, 36, dtype=float)
+    tail = 1.0 / (1.0 + j) if kind == "polydecay" else 10.0 ** (-0.25 * j)
+    assert np.array_equal(tm.sigma, np.concatenate((np.ones(5), tail)))
+    s = np.linalg.svd(tm.A, compute_uv=False)
+    assert np.max(np.abs(s - tm.sigma)) <= 60 * np.finfo(float).eps
+
+
+# --------------------------------------------------------------------------- lstsq residual
+
+
+def test_lstsq_rhs_residual_is_orthogonal_and_sized():
+    from factorbench.accuracy.matrices import lstsq_rhs
+
+    tm = generate("randsvd", 300, 40, kappa=1e6, rng=5)
+    x0, b0 = rhs(tm.A, 9)
+    x, b, eta = lstsq_rhs(tm.A, 9, residual=0.0)
+    assert np.array_equal(x, x0) and np.array_equal(b, b0) and eta == 0.0
+    x, b, eta = lstsq_rhs(tm.A, 9, residual=1e-3, norm2=1.0)
+    assert np.array_equal(x, x0)  # x_true is drawn first: the same solution
+    r = b - tm.A @ x
+    u = np.finfo(float).eps / 2
+    Ax = np.linalg.norm(tm.A @ x)
+    # ||r|| as asked, up to the rounding of b (u ||b|| per entry)
+    assert abs(np.linalg.norm(r) / Ax - 1e-3) <= 300 * u * np.linalg.norm(b) / Ax
+    Q = np.linalg.qr(tm.A)[0]
+    assert np.linalg.norm(Q.T @ r) <= 300 * u * np.linalg.norm(b)
+    assert eta == pytest.approx(np.linalg.norm(r) / np.linalg.norm(x), rel=1e-6)
+    # x_true is the least-squares solution: a backward-stable solver lands within
+    # its own error bound u (kappa + kappa^2 eta) (Higham 2002, Thm 20.1)
+    xs = np.linalg.lstsq(tm.A, b, rcond=None)[0]
+    assert np.linalg.norm(xs - x) / np.linalg.norm(x) <= 300 * u * (1e6 + 1e12 * eta)
+
+
+def test_lstsq_rhs_refuses_bad_residuals():
+    from factorbench.accuracy.matrices import lstsq_rhs
+
+    A = generate("randsvd", 20, 20, kappa=10.0, rng=1).A
+    with pytest.raises(ValueError, match="needs m > n"):
+        lstsq_rhs(A, 0, residual=0.1)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="finite number >= 0"):
+            lstsq_rhs(A, 0, residual=bad)

@@ -3,7 +3,14 @@ import math
 import numpy as np
 import pytest
 
-from factorbench.accuracy.metrics import LOWRANK_THRESHOLD, _div, bundle, limits, passed
+from factorbench.accuracy.metrics import (
+    LOWRANK_THRESHOLD,
+    ResultError,
+    _div,
+    bundle,
+    limits,
+    passed,
+)
 from factorbench.accuracy.precision import result_dtype_error
 from factorbench.impls.results import QR, SVD
 
@@ -48,3 +55,74 @@ def test_forward_error_limit_scales_with_sqrt_size():
     assert limits(30.0, size=256)["kappa_scaled_error"] == 30.0 * 16
     assert limits(30.0, size=256)["backward_ratio"] == 30.0
     assert limits(30.0)["kappa_scaled_error"] == 30.0
+
+
+def _usv(rng, m, n, sigma):
+    U, _ = np.linalg.qr(rng.standard_normal((m, len(sigma))))
+    V, _ = np.linalg.qr(rng.standard_normal((n, len(sigma))))
+    return U, V, (U * sigma) @ V.T
+
+
+def test_lowrank_spectral_ratio_is_one_for_truncated_svd_and_arpack_agrees(monkeypatch):
+    """||A - A_k||_2 = sigma_{k+1} (Eckart-Young); the ARPACK path used above
+    _SPECTRAL_EXACT rows/columns gives the same 2-norm as the full SVD."""
+    from factorbench.accuracy import metrics
+
+    rng = np.random.default_rng(1)
+    sigma = np.geomspace(1.0, 1e-3, 30)
+    U, V, A = _usv(rng, 60, 30, sigma)
+    u = np.finfo(float).eps / 2
+    k = 6
+    exact = bundle("lowrank", A, SVD(U[:, :k], sigma[:k], V[:, :k].T), u=u, sigma=sigma, k=k)
+    assert exact["lowrank_spectral_ratio"] == pytest.approx(1.0, abs=1e-12)
+    # an approximation off in one direction: the 2-norm ratio sees it in full
+    Vb = V[:, :k].copy()
+    Vb[:, 0] = V[:, k]
+    worse = bundle("lowrank", A, SVD(U[:, :k], sigma[:k], Vb.T), u=u, sigma=sigma, k=k)
+    E = A - (U[:, :k] * sigma[:k]) @ Vb.T
+    assert worse["lowrank_spectral_ratio"] == pytest.approx(
+        np.linalg.norm(E, 2) / sigma[k], rel=1e-12)
+    monkeypatch.setattr(metrics, "_SPECTRAL_EXACT", 0)
+    lanczos = bundle("lowrank", A, SVD(U[:, :k], sigma[:k], Vb.T), u=u, sigma=sigma, k=k)
+    assert lanczos["lowrank_spectral_ratio"] == pytest.approx(
+        worse["lowrank_spectral_ratio"], rel=1e-7)
+
+
+def test_adaptive_lowrank_is_judged_at_the_rank_it_chose():
+    rng = np.random.default_rng(2)
+    sigma = np.concatenate((np.geomspace(1.0, 1e-2, 8), np.full(22, 1e-7)))
+    U, V, A = _usv(rng, 50, 30, sigma)
+    u = np.finfo(float).eps / 2
+    l = 8
+    res = SVD(U[:, :l], sigma[:l], V[:, :l].T, extras={"rank": l, "tol": 1e-4})
+    out = bundle("lowrank", A, res, u=u, sigma=sigma, k=3)  # k ignored: the method chose 8
+    assert out["rank_revealed"] == 8 and out["numerical_rank"] == 8
+    assert out["lowrank_error_ratio"] == pytest.approx(1.0, abs=1e-6)
+    # the optimum of rank 8, not of the requested 3: a rank-8 answer earns no credit
+    assert passed(out)
+    with pytest.raises(ResultError, match="outside"):
+        bundle("lowrank", A, SVD(U, sigma, V.T, extras={"rank": 31}), u=u, sigma=sigma, k=3)
+    # a result of another rank without extras["rank"] is a shape error
+    with pytest.raises(ResultError, match="shape"):
+        bundle("lowrank", A, SVD(U[:, :l], sigma[:l], V[:, :l].T), u=u, sigma=sigma, k=3)
+
+
+def test_lstsq_forward_error_is_scaled_by_the_least_squares_condition_number():
+    """kappa_scaled_error = fe / ((kappa + kappa^2 eta) u) (Wedin; Higham 2002 Thm 20.1),
+    fe / (kappa u) for a consistent right-hand side (eta = 0)."""
+    from factorbench.impls.results import Lstsq
+
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((40, 10))
+    x_true = rng.standard_normal(10)
+    b = A @ x_true
+    x = x_true * (1 + 1e-9)
+    u, kappa = np.finfo(float).eps / 2, 1e4
+    fe = np.linalg.norm(x - x_true) / np.linalg.norm(x_true)
+    plain = bundle("lstsq", A, Lstsq(x), u=u, kappa=kappa, b=b, x_true=x_true)
+    assert plain["kappa_scaled_error"] == pytest.approx(fe / (kappa * u), rel=1e-12)
+    eta = 1e-3
+    res = bundle("lstsq", A, Lstsq(x), u=u, kappa=kappa, b=b, x_true=x_true, eta=eta)
+    assert res["kappa_scaled_error"] == pytest.approx(fe / ((kappa + kappa**2 * eta) * u),
+                                                      rel=1e-12)
+    assert res["kappa2_scaled_error"] == plain["kappa2_scaled_error"]

@@ -129,7 +129,7 @@ def _assert_ok_if_stable(impl, recs) -> None:
 
 def _inputs(cell):
     """``(tm, A_w, b, x_true)`` exactly as the worker builds them for ``cell``."""
-    return worker._matrix(cell)
+    return worker._matrix(cell)[:4]
 
 
 def _args(impl, cell, A_w, b, A=None):
@@ -197,9 +197,16 @@ def _sha(X) -> str:
 @pytest.mark.parametrize("n", [1, 2])
 @pytest.mark.parametrize("impl_id, dtype", _cases())
 def test_tiny_sizes(impl_id, dtype, n):
-    """n = 1 and 2 (m = 2n for rectangular ops) through the worker: stable impls pass."""
+    """n = 1 and 2 (m = 2n for rectangular ops) through the worker: stable impls pass.
+
+    Krylov eigensolvers (ARPACK, LOBPCG behind svds) cannot compute k = min(m, n)
+    singular triplets (ARPACK's complex path not even min(m, n) - 1): they must
+    refuse such a k with an error naming the limit, never return garbage."""
     impl = get(impl_id)
-    _assert_ok_if_stable(impl, _run(impl, dtype, n))
+    recs = _run(impl, dtype, n)
+    limited = [r for r in recs if r["status"] == "error" and "needs k < min(m, n)" in
+               (r["message"] or "") and r["rank"] >= min(r["m"], r["n"]) - 1]
+    _assert_ok_if_stable(impl, [r for r in recs if r not in limited])
 
 
 # ------------------------------------------------------- 2. n not a block multiple
@@ -272,7 +279,16 @@ def _layouts(A_w):
     return {"C": np.array(A_w, order="C"), "F": np.array(A_w, order="F"), "strided": view}
 
 
-@pytest.mark.parametrize("impl_id, dtype", _cases())
+_PROPACK_ORTHOGONALITY = (
+    "PROPACK's partial reorthogonalisation leaves U and V orthonormal to 1e-12..1e-9 in "
+    "double precision, about the pass limit (stable=False): the pass decision follows the "
+    "rounding of each layout")
+
+
+@pytest.mark.parametrize("impl_id, dtype", _cases(xfail={
+    ("lowrank/svds-propack", "float64"): _PROPACK_ORTHOGONALITY,
+    ("lowrank/svds-propack", "complex128"): _PROPACK_ORTHOGONALITY,
+}))
 def test_memory_layout_gives_the_same_factors(impl_id, dtype):
     """C order, Fortran order and a strided view: same pass decision, same permutations,
     factors equal to THRESHOLD * max(m, n) * u * (their condition number)."""
@@ -479,9 +495,14 @@ def _spd_cases():
 @pytest.mark.parametrize("edit", [indefinite, zero_column], ids=["indefinite", "semidefinite"])
 @pytest.mark.parametrize("impl_id, dtype", _spd_cases())
 def test_not_positive_definite_is_an_error(impl_id, dtype, edit, substitute):
-    """Every impl that needs SPD input raises, naming positive definiteness."""
+    """Every impl that needs SPD input raises, naming positive definiteness; a
+    low-rank approximation of a semidefinite matrix (Nystrom's own domain,
+    positive semidefinite) is a valid result and must pass."""
     substitute(edit)
     for rec in _run(get(impl_id), dtype, N_SINGULAR):
+        if get(impl_id).op == "lowrank" and edit is zero_column:
+            assert rec["status"] == "ok", rec["message"]
+            continue
         assert rec["status"] == "error", rec["message"]
         assert "positive definite" in rec["message"].lower(), rec["message"]
 
