@@ -1,8 +1,9 @@
-"""nox sessions: lint, tests (incl. slow), bench (asv), pytest-bench, report, blas3.
+"""nox sessions: lint, tests (incl. slow), bench (asv), pytest-bench, report, blas3, randomized.
 
 Sessions reuse their virtualenvs and use the running interpreter, so nox never
 downloads a Python.  ``nox`` alone runs lint and tests; the others are named:
-``nox -s bench``, ``nox -s pytest-bench``, ``nox -s report``, ``nox -s blas3``.
+``nox -s bench``, ``nox -s pytest-bench``, ``nox -s report``, ``nox -s blas3``,
+``nox -s randomized``.
 """
 
 import glob
@@ -119,3 +120,23 @@ def blas3(session):
     session.run("factorbench", "run", "--preset", "blas3", "--db", db, "--label", "blas3",
                 "--yes", *session.posargs)
     session.run("factorbench", "report", "--db", db, "--throughput", "-o", "reports/blas3.html")
+
+
+@nox.session(python=PY)
+def randomized(session):
+    """The randomized family against the deterministic drivers and the peers (preset
+    ``randomized``).
+
+    lowrank on 4000 x 2000 (numerical rank 50, slow decay and flat noise, k = 50),
+    lstsq on 20000 x 200 (kappa 1e4 and 1e10, residual 1e-10 ||Ax||), qrcp on
+    rank-deficient and Kahan matrices, float64, with the peer libraries when the
+    ``peers`` extra is installed: the speed-accuracy table is printed and the
+    HTML report written to reports/randomized.html.  A few minutes on two cores;
+    keep the machine otherwise idle.  Extra arguments go to ``factorbench run``.
+    """
+    session.install("-e", ".[peers]")
+    db = os.environ.get("FACTORBENCH_DB", "results/randomized.sqlite")
+    session.run("factorbench", "run", "--preset", "randomized", "--db", db, "--label",
+                "randomized", "--yes", *session.posargs)
+    session.run("factorbench", "report", "--db", db, "--tradeoff", "-o",
+                "reports/randomized.html")

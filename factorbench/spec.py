@@ -389,9 +389,10 @@ PRESETS: dict[str, dict] = {
         "sizes": [48, 96, 192],
         "kappas": [1e2, 1e10],
         "dtypes": ["float64", "float32"],
-        # one block size, smaller than n, so the blocked paths run; the blas3
-        # preset sweeps them
-        "params": {"block": [32]},
+        # one block size, smaller than n, so the blocked paths run (the blas3
+        # preset sweeps them), and one setting of each randomized method (the
+        # randomized preset sweeps them)
+        "params": {"block": [32], "p": [10], "q": [2], "sketch": ["gaussian"]},
         "min_time": 0.01,
         "max_repeats": 10,
         "max_time": 0.5,
@@ -401,7 +402,7 @@ PRESETS: dict[str, dict] = {
         "sizes": [64, 128, 256, 512, 1024, 2048],
         "kappas": [1e0, 1e4, 1e8, 1e12, 1e16],
         "dtypes": ["float64", "float32"],
-        "params": {"block": [64]},
+        "params": {"block": [64], "p": [10], "q": [0, 2], "sketch": ["gaussian", "srht"]},
         "min_time": 0.1,
         "max_repeats": 30,
         "max_time": 5.0,
@@ -440,7 +441,9 @@ PRESETS: dict[str, dict] = {
         "sizes": [2000],
         "kappas": [1e10],
         "residual": 1e-10,
-        "params": {"p": [10], "sketch": ["gaussian", "sparse", "srht"]},
+        # the adaptive range finder at two relative Frobenius tolerances (on the slow
+        # tail, 0.1 asks for rank 51 and 0.01 for rank 228)
+        "params": {"p": [10], "sketch": ["gaussian", "sparse", "srht"], "tol": [0.1, 0.01]},
         "per_op": {
             "lowrank": {"sizes": [2000], "aspect": 2.0, "rank": 50,
                         "kinds": ["polydecay", "lowrank"]},

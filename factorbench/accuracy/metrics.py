@@ -41,7 +41,8 @@ lowrank_spectral_ratio ||A - A_hat_k||_2 / ||A - A_k||_2 = ... / sigma_{k+1}: th
 rank_revealed          qrcp: number of leading |R_ii| >= tol |R_11|, tol = max(m, n) u;
                        lowrank: the rank an adaptive method chose (``extras["rank"]``)
 numerical_rank         qrcp: number of sigma_i > tol sigma_1 (to compare with the above);
-                       adaptive lowrank: the same with the method's tolerance
+                       adaptive lowrank: the smallest r with ||A - A_r||_F <= tol ||A||_F,
+                       the optimum for the method's own (Frobenius) tolerance
 =====================  ==========================================================
 
 A lowrank result of another rank than the requested k is accepted only from
@@ -79,6 +80,7 @@ __all__ = [
     "lowrank_spectral_ratio",
     "rank_revealed",
     "numerical_rank",
+    "frobenius_rank",
 ]
 
 METRIC_COLUMNS = (
@@ -434,8 +436,20 @@ def _lowrank(A, res, m, n, u, sigma=None, k=None, **_):
         out["rank_revealed"] = k
         tol = extras.get("tol")
         if s_true is not None and tol is not None:
-            out["numerical_rank"] = numerical_rank(s_true, float(tol))
+            out["numerical_rank"] = frobenius_rank(s_true, float(tol))
     return out
+
+
+def frobenius_rank(sigma, tol) -> int:
+    """The smallest r with ``||A - A_r||_F <= tol ||A||_F``, from the singular values.
+
+    What an adaptive range finder with a relative Frobenius-norm tolerance
+    (HMT 2011 Alg. 4.2 in the blocked form of Martinsson & Voronin 2016) should
+    choose at best: the optimal rank for its own criterion (Eckart-Young).
+    """
+    s2 = np.asarray(sigma, dtype=np.float64) ** 2
+    tail = np.concatenate((np.cumsum(s2[::-1])[::-1], [0.0]))  # tail[r] = sum_{i >= r}
+    return int(np.argmax(tail <= tol * tol * tail[0])) if s2.size else 0
 
 
 _BUNDLES = {

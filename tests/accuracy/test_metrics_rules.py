@@ -96,7 +96,17 @@ def test_adaptive_lowrank_is_judged_at_the_rank_it_chose():
     l = 8
     res = SVD(U[:, :l], sigma[:l], V[:, :l].T, extras={"rank": l, "tol": 1e-4})
     out = bundle("lowrank", A, res, u=u, sigma=sigma, k=3)  # k ignored: the method chose 8
+    # the optimal rank for a relative Frobenius tolerance 1e-4: the 1e-7 tail is
+    # sqrt(22) 1e-7 = 4.7e-7 ||A||_F-relative, sigma_8 = 1e-2 is not droppable
     assert out["rank_revealed"] == 8 and out["numerical_rank"] == 8
+    loose = bundle("lowrank", A, SVD(U[:, :l], sigma[:l], V[:, :l].T,
+                                     extras={"rank": l, "tol": 0.2}), u=u, sigma=sigma, k=3)
+    from factorbench.accuracy.metrics import frobenius_rank
+
+    assert loose["numerical_rank"] == frobenius_rank(sigma, 0.2) < 8
+    tail = np.sqrt(np.cumsum(sigma[::-1] ** 2)[::-1])  # ||A - A_r||_F for r = 0, 1, ...
+    r = frobenius_rank(sigma, 0.2)
+    assert tail[r] <= 0.2 * tail[0] < tail[r - 1]
     assert out["lowrank_error_ratio"] == pytest.approx(1.0, abs=1e-6)
     # the optimum of rank 8, not of the requested 3: a rank-8 answer earns no credit
     assert passed(out)

@@ -148,9 +148,10 @@ class Sketch:
     n x d test matrix ``Omega = S^H``.  Results keep X's dtype and device.
     """
 
-    def __init__(self, kind: str, d: int, m: int, apply):
+    def __init__(self, kind: str, d: int, m: int, apply, apply_right=None):
         self.kind, self.d, self.m = kind, d, m
         self._apply = apply
+        self._apply_right = apply_right
 
     def left(self, X):
         if X.shape[0] != self.m:
@@ -158,6 +159,10 @@ class Sketch:
         return self._apply(X)
 
     def right(self, X):
+        if X.shape[-1] != self.m:
+            raise ValueError(f"sketch of {self.m} rows applied to {X.shape[-1]} columns")
+        if self._apply_right is not None:
+            return self._apply_right(X)
         xp = namespace(X)
         return ct(xp, self.left(ct(xp, X)))
 
@@ -190,7 +195,11 @@ def sketch(kind: str, d: int, m: int, rng, like) -> Sketch:
     if kind == "gaussian":
         G = gaussian(xp, rng, (d, m), like)
         G = G / xp.asarray(math.sqrt(d), dtype=_real(xp, like), device=device(like))
-        return Sketch(kind, d, m, lambda X: G @ X)
+        # X @ G^H directly: forming (G @ X^H)^H multiplies against a transposed
+        # X and conjugates it, twice the time of the same GEMM (4000 x 2000 A,
+        # 60 columns: 20 ms against 10.7 ms)
+        Gh = ct(xp, G)
+        return Sketch(kind, d, m, lambda X: G @ X, lambda X: X @ Gh)
     if kind == "sparse":
         return _sparse_sign(xp, d, m, rng, like)
     return _srht(xp, min(d, m), m, rng, like)
