@@ -356,6 +356,10 @@ class SweepSpec:
         for ok, msg in checks:
             if not ok:
                 _fail(msg)
+        if self.residual and "lstsq" in self.ops and self.aspect is not None \
+                and self.aspect <= 1:
+            _fail("--residual needs tall least-squares problems (--aspect > 1): a square "
+                  "matrix's range is everything, no residual is orthogonal to it")
         return self
 
     def to_json(self) -> dict:

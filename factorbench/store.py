@@ -13,7 +13,9 @@ inspected through a read-only connection before any write is attempted.
 Schema versions only ever add columns.  A file of an older version is read as
 it is (the columns it lacks read as missing values) and is upgraded in place,
 in one transaction, the first time it is opened for writing: version 2 added
-``lowrank_spectral_ratio``.
+``lowrank_spectral_ratio``, version 3 ``residual`` and ``eta`` (a
+least-squares right-hand side's residual as asked, ||r|| / ||A x||, and
+||r|| / (||A||_2 ||x||), the eta of the forward-error scaling).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ __all__ = [
     "default_db_path",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _APP_ID = 0x46425348  # "FBSH": marks the file as ours (PRAGMA application_id)
 
 RUN_COLUMNS = {
@@ -74,6 +76,8 @@ CELL_COLUMNS = {
     "rank": "INTEGER",
     "kappa": "REAL",
     "kappa_actual": "REAL",
+    "residual": "REAL",
+    "eta": "REAL",
     "dtype": "TEXT",
     "unit_roundoff": "REAL",
     "seed": "INTEGER",

@@ -74,6 +74,7 @@ def _base(cell: dict) -> dict:
         "n": cell["n"],
         "rank": cell["rank"],
         "kappa": cell["kappa"],
+        "residual": cell.get("residual"),
         "dtype": cell["dtype"],
         "unit_roundoff": precision(cell["dtype"]).u,
         "seed": cell["seed"],
@@ -226,6 +227,8 @@ def _run_cell(cell: dict, options: dict, started_at: str) -> dict:
                                    f"after rounding to {p.name}")
     kappa_actual = _kappa_actual(A_w)
     rec["kappa_actual"] = kappa_actual
+    if cell["op"] == "lstsq":
+        rec["eta"] = eta
     try:
         result, timing = time_call(
             impl.func, _args_maker(impl, cell, A_w, b), min_time=options.get("min_time", 0.2),

@@ -101,6 +101,8 @@ def test_list_shows_every_impl(capsys):
         (["run", "--residual", "-1"], "--residual must be a finite number >= 0"),
         (["run", "--residual", "nan"], "--residual must be a finite number >= 0"),
         (["run", "--resume", "--residual", "0.1"], "drop --residual"),
+        (["run", "--ops", "lstsq", "--residual", "0.1", "--aspect", "1"],
+         "--residual needs tall least-squares problems"),
         (["run", "--sizes", "64:65536:x2", "--kappas", "1e0:1e16:x10", "--seeds", "50"],
          "pass --yes to start it"),
     ],

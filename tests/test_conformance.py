@@ -8,6 +8,7 @@ too; they must produce a record, and the cells below show them failing where
 theory says they do.
 """
 
+import numpy as np
 import pytest
 
 from factorbench.accuracy.precision import precision
@@ -118,10 +119,17 @@ def test_least_squares_residual_through_the_harness():
     u = precision("float64").u
     res = run_cell(cell("lstsq/gels", 1e-3), OPTIONS)
     assert res["status"] == "ok", res["message"]
-    # eta = ||r|| / (||A||_2 ||x||) with ||A||_2 = 1 for randsvd, ||Ax|| < ||x||
+    # the stored eta is ||r|| / (||A||_2 ||x||) of the posed problem, and the
+    # forward error was divided by (kappa + kappa^2 eta) u
+    from factorbench import worker
+
+    c = cell("lstsq/gels", 1e-3)
+    _, A, b, x, _ = worker._matrix(c)
+    eta = np.linalg.norm(b - A @ x) / (np.linalg.svd(A, compute_uv=False)[0] * np.linalg.norm(x))
+    assert res["residual"] == 1e-3
+    assert res["eta"] == pytest.approx(eta, rel=1e-9)
     kappa = res["kappa_actual"]
-    scale = res["forward_error"] / (res["kappa_scaled_error"] * u)
-    eta = (scale - kappa) / kappa**2
-    assert 1e-5 < eta < 1e-3
+    assert res["kappa_scaled_error"] == pytest.approx(
+        res["forward_error"] / ((kappa + kappa**2 * eta) * u), rel=1e-9)
     normal = run_cell(cell("lstsq/normal", 1e-3), OPTIONS)
     assert normal["status"] == "failed" and "kappa_scaled_error" in normal["message"]

@@ -138,14 +138,14 @@ def _randomized_cells(impl_id, seeds=1, base_seed=0):
 @pytest.mark.parametrize("impl_id", RANDOMIZED)
 def test_randomized_cells_are_reproducible(impl_id):
     """Every impl that draws gets a Generator seeded from the cell: the same cell
-    gives bit-identical factors on every call and in a new process's cache state,
-    and identical metrics; another seed draws another sketch."""
+    gives bit-identical factors on every call and identical metrics from a cold
+    cache (test_sketch_depends_on_the_cell_seed_only: the seed does reach it)."""
     from factorbench import worker
     from factorbench.accuracy.metrics import METRIC_COLUMNS
     from factorbench.impls import get
 
     impl = get(impl_id)
-    cell, other = _randomized_cells(impl_id, seeds=2)
+    (cell,) = _randomized_cells(impl_id)
     worker._CACHE.clear()
     _, A_w, b, _, _ = worker._matrix(cell)
     make = worker._args_maker(impl, cell, A_w, b)
@@ -160,10 +160,6 @@ def test_randomized_cells_are_reproducible(impl_id):
     r2 = run_cell(cell, FAST)
     assert r1["status"] == "ok", r1["message"]
     assert {k: r1[k] for k in METRIC_COLUMNS} == {k: r2[k] for k in METRIC_COLUMNS}
-    # another seed: another matrix and another sketch
-    r3 = run_cell(other, FAST)
-    assert r3["cell_key"] != r1["cell_key"]
-    assert any(r3[k] != r1[k] for k in METRIC_COLUMNS if r1[k] is not None)
 
 
 def test_sketch_depends_on_the_cell_seed_only():

@@ -35,7 +35,8 @@ kappa_scaled_error     forward_error / (kappa u) for solve and lstsq (xGET04); f
                        consistent right-hand side, the design's definition)
 kappa2_scaled_error    lstsq: forward_error / (kappa^2 u)
 lowrank_error_ratio    ||A - A_hat_k||_F / ||A - A_k||_F, A_k the optimal rank-k
-                       approximation (Eckart-Young) from the known spectrum
+                       approximation (Eckart-Young) from the known spectrum (rounding
+                       level: see _optimum); adaptive: ||A - A_hat||_F / (tol ||A||_F)
 lowrank_spectral_ratio ||A - A_hat_k||_2 / ||A - A_k||_2 = ... / sigma_{k+1}: the
                        spectral-norm counterpart, the norm of HMT 2011's bounds
 rank_revealed          qrcp: number of leading |R_ii| >= tol |R_11|, tol = max(m, n) u;
@@ -47,9 +48,11 @@ numerical_rank         qrcp: number of sigma_i > tol sigma_1 (to compare with th
 
 A lowrank result of another rank than the requested k is accepted only from
 an adaptive method that says so (``extras["rank"]``, with its relative
-tolerance in ``extras["tol"]``): its ratios are then taken against the
-optimal approximation of the rank it chose, so a method is never credited
-for returning more than asked.
+Frobenius tolerance in ``extras["tol"]``): its ``lowrank_error_ratio`` is then
+``||A - A_hat||_F / (tol ||A||_F)``, its contract (at most 1 when met), its
+spectral ratio is taken at the rank it chose, and ``rank_revealed`` against
+``numerical_rank`` shows how far that rank is from the smallest one meeting
+the tolerance.
 
 The ratios that decide ``passed`` are :data:`PASS_RATIOS`.  ``kappa`` in
 ``kappa_scaled_error`` is the condition number of the rounded matrix when it
@@ -78,9 +81,11 @@ __all__ = [
     "forward_error",
     "lowrank_error_ratio",
     "lowrank_spectral_ratio",
+    "adaptive_error_ratio",
     "rank_revealed",
     "numerical_rank",
     "frobenius_rank",
+    "ROUNDING_FLOOR",
 ]
 
 METRIC_COLUMNS = (
@@ -105,9 +110,10 @@ PASS_RATIOS = ("backward_ratio", "orthogonality_ratio", "kappa_scaled_error", "l
 #: lowrank_error_ratio is relative to the optimum, not u-scaled: it has its own threshold.
 LOWRANK_THRESHOLD = 2.0
 
-#: The low-rank ratios' optimum is floored at ROUNDING_FLOOR * max(m, n) u ||A||: at
-#: rounding level a ratio below LOWRANK_THRESHOLD then means an error below
-#: 30 max(m, n) u ||A||, the backward-error rule (LAPACK's threshold 30 / 2).
+#: Where the optimal rank-k error is below max(m, n) u ||A|| (exactly rank k at
+#: working precision), the low-rank ratios divide by ROUNDING_FLOOR times that: a
+#: ratio below LOWRANK_THRESHOLD then means an error below 30 max(m, n) u ||A||,
+#: the backward-error rule (LAPACK's threshold 30 / 2).  See _optimum.
 ROUNDING_FLOOR = 15.0
 
 #: Above this size the singular values needed for an unknown spectrum are not computed.
@@ -207,22 +213,35 @@ def forward_error(x, x_true) -> float:
     return _div(np.linalg.norm(x - x_true), np.linalg.norm(x_true))
 
 
+def _optimum(opt: float, scale: float, size: int, u: float) -> float:
+    """The optimal error, or the rounding level where the optimum is below it.
+
+    An optimum of at least ``max(m, n) u scale`` (``scale`` = ||A|| in the
+    ratio's norm) is what the ratio divides by, unfloored: a low-rank error is
+    then judged against the best rank-k error however close the two are.
+    Below it the problem is exactly rank k at working precision (k = min(m, n)
+    included) and the error that remains is rounding: it is judged as a
+    backward error is, against :data:`ROUNDING_FLOOR` ``* max(m, n) u scale``,
+    so that a ratio below :data:`LOWRANK_THRESHOLD` there means an error below
+    30 max(m, n) u ||A||, LAPACK's rule.
+    """
+    unit = size * u * scale
+    return opt if opt >= unit else ROUNDING_FLOOR * unit
+
+
 def lowrank_error_ratio(A, A_hat, sigma, k, u) -> float:
     """``||A - A_hat||_F / ||A - A_k||_F`` with ``||A - A_k||_F`` from the spectrum.
 
-    The optimal error (Eckart-Young) ``sqrt(sum_{i>k} sigma_i^2)`` is floored at
-    :data:`ROUNDING_FLOOR` ``* max(m, n) u ||A||_F``: an exactly rank-k input
-    (or k = min(m, n)) gives a finite ratio instead of 0/0, and an error at
-    rounding level is judged as a backward error is (below 30 max(m, n) u
-    ||A||, LAPACK's rule) rather than on the last bits of A.
+    The optimal error (Eckart-Young) is ``sqrt(sum_{i>k} sigma_i^2)``; where it is
+    below rounding level, see :func:`_optimum`.
     """
     tail = float(np.sqrt(np.sum(np.asarray(sigma[k:], dtype=np.float64) ** 2)))
-    floor = ROUNDING_FLOOR * max(A.shape) * u * float(np.linalg.norm(A, "fro"))
-    return _div(np.linalg.norm(A - A_hat, "fro"), max(tail, floor))
+    opt = _optimum(tail, float(np.linalg.norm(A, "fro")), max(A.shape), u)
+    return _div(np.linalg.norm(A - A_hat, "fro"), opt)
 
 
 def lowrank_spectral_ratio(A, A_hat, sigma, k, u) -> float:
-    """``||A - A_hat||_2 / sigma_{k+1}``, the optimum floored as in :func:`lowrank_error_ratio`.
+    """``||A - A_hat||_2 / sigma_{k+1}``; below rounding level see :func:`_optimum`.
 
     The 2-norm of the error is exact (an SVD) for matrices with at most
     :data:`_SPECTRAL_EXACT` columns or rows, else the largest singular value
@@ -231,9 +250,20 @@ def lowrank_spectral_ratio(A, A_hat, sigma, k, u) -> float:
     converges from below, accurate far beyond the digits a ratio needs.
     """
     sigma = np.asarray(sigma, dtype=np.float64)
+    if not sigma.size:
+        return _div(_norm2(A - A_hat), 0.0)
     opt = float(sigma[k]) if k < sigma.size else 0.0
-    floor = ROUNDING_FLOOR * max(A.shape) * u * float(sigma[0]) if sigma.size else 0.0
-    return _div(_norm2(A - A_hat), max(opt, floor))
+    return _div(_norm2(A - A_hat), _optimum(opt, float(sigma[0]), max(A.shape), u))
+
+
+def adaptive_error_ratio(A, A_hat, tol) -> float:
+    """``||A - A_hat||_F / (tol ||A||_F)``: an adaptive method against its own contract.
+
+    At most 1 when the method met the relative Frobenius tolerance it was
+    given; how far its chosen rank is from the optimum for that tolerance is
+    ``rank_revealed`` against ``numerical_rank`` (:func:`frobenius_rank`).
+    """
+    return _div(np.linalg.norm(A - A_hat, "fro"), tol * float(np.linalg.norm(A, "fro")))
 
 
 #: Largest min(m, n) whose residual 2-norm is computed by a full SVD.
@@ -428,14 +458,19 @@ def _lowrank(A, res, m, n, u, sigma=None, k=None, **_):
     loss = max(orthogonality_loss(U), orthogonality_loss(Vh.conj().T)) if k else 0.0
     out = {"orthogonality_loss": loss, "orthogonality_ratio": _div(loss, max(m, n) * u)}
     s_true = _sigma(A, sigma)
-    if s_true is not None:
-        A_hat = (U * s) @ Vh
+    tol = extras.get("tol") if chosen is not None else None
+    if chosen is not None and tol is None:
+        raise ResultError("an adaptive lowrank result (extras['rank']) needs extras['tol']")
+    A_hat = (U * s) @ Vh
+    if tol is not None:
+        out["lowrank_error_ratio"] = adaptive_error_ratio(A, A_hat, float(tol))
+    elif s_true is not None:
         out["lowrank_error_ratio"] = lowrank_error_ratio(A, A_hat, s_true, k, u)
+    if s_true is not None:
         out["lowrank_spectral_ratio"] = lowrank_spectral_ratio(A, A_hat, s_true, k, u)
     if chosen is not None:
         out["rank_revealed"] = k
-        tol = extras.get("tol")
-        if s_true is not None and tol is not None:
+        if s_true is not None:
             out["numerical_rank"] = frobenius_rank(s_true, float(tol))
     return out
 

@@ -110,6 +110,7 @@ import numpy as np
 
 from factorbench.accuracy.matrices import normalize_rng
 from factorbench.impls import NATIVE_COMPLEX, NATIVE_REAL, register
+from factorbench.impls.randomized._sketch import check_count
 from factorbench.impls.results import SVD
 
 __all__ = ["lowrank_sklearn_rsvd", "lowrank_svds_arpack", "lowrank_svds_propack",
@@ -222,7 +223,7 @@ def lowrank_sklearn_rsvd(A, k, rng=None, *, p=10, n_iter="auto") -> SVD:
                  "complex data and computes other dtypes in float64")
     rng = normalize_rng(rng)
     seed = int(rng.integers(2**32))
-    p = int(p)
+    p = check_count("p", p, 0)
     n_iter = n_iter if n_iter == "auto" else int(n_iter)
     U, s, Vh = randomized_svd(A, k, n_oversamples=p, n_iter=n_iter,
                               power_iteration_normalizer="auto",

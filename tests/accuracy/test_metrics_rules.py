@@ -88,7 +88,7 @@ def test_lowrank_spectral_ratio_is_one_for_truncated_svd_and_arpack_agrees(monke
         worse["lowrank_spectral_ratio"], rel=1e-7)
 
 
-def test_adaptive_lowrank_is_judged_at_the_rank_it_chose():
+def test_adaptive_lowrank_is_judged_by_its_tolerance_at_the_rank_it_chose():
     rng = np.random.default_rng(2)
     sigma = np.concatenate((np.geomspace(1.0, 1e-2, 8), np.full(22, 1e-7)))
     U, V, A = _usv(rng, 50, 30, sigma)
@@ -107,9 +107,22 @@ def test_adaptive_lowrank_is_judged_at_the_rank_it_chose():
     tail = np.sqrt(np.cumsum(sigma[::-1] ** 2)[::-1])  # ||A - A_r||_F for r = 0, 1, ...
     r = frobenius_rank(sigma, 0.2)
     assert tail[r] <= 0.2 * tail[0] < tail[r - 1]
-    assert out["lowrank_error_ratio"] == pytest.approx(1.0, abs=1e-6)
-    # the optimum of rank 8, not of the requested 3: a rank-8 answer earns no credit
+    # judged by its contract ||A - A_hat||_F <= tol ||A||_F: the exact rank-8
+    # truncation leaves the 1e-7 tail, sqrt(22) 1e-7 / ||A||_F of the tolerance
+    tail = np.sqrt(22) * 1e-7
+    assert out["lowrank_error_ratio"] == pytest.approx(
+        tail / (1e-4 * np.linalg.norm(sigma)), rel=1e-6)
+    assert out["lowrank_spectral_ratio"] == pytest.approx(1.0, rel=1e-6)  # at rank 8
     assert passed(out)
+    # a result that misses its tolerance fails, whatever the rank it chose
+    Vb = V[:, :l].copy()
+    Vb[:, 0] = V[:, l]
+    missed = bundle("lowrank", A, SVD(U[:, :l], sigma[:l], Vb.T,
+                                      extras={"rank": l, "tol": 1e-4}), u=u, sigma=sigma, k=3)
+    assert missed["lowrank_error_ratio"] > 1e3 and not passed(missed)
+    with pytest.raises(ResultError, match="needs extras"):
+        bundle("lowrank", A, SVD(U[:, :l], sigma[:l], V[:, :l].T, extras={"rank": l}),
+               u=u, sigma=sigma, k=3)
     with pytest.raises(ResultError, match="outside"):
         bundle("lowrank", A, SVD(U, sigma, V.T, extras={"rank": 31}), u=u, sigma=sigma, k=3)
     # a result of another rank without extras["rank"] is a shape error
@@ -136,3 +149,28 @@ def test_lstsq_forward_error_is_scaled_by_the_least_squares_condition_number():
     assert res["kappa_scaled_error"] == pytest.approx(fe / ((kappa + kappa**2 * eta) * u),
                                                       rel=1e-12)
     assert res["kappa2_scaled_error"] == plain["kappa2_scaled_error"]
+
+
+def test_lowrank_ratio_is_not_floored_above_rounding_level():
+    """float32, optimum 4.4e-3 ||A||_F-relative: far above max(m, n) u, so the ratio is
+    the honest err / optimum (a 15 max(m, n) u floor would have hidden a 4x worse
+    approximation); an exactly rank-k input is judged at 15 max(m, n) u."""
+    from factorbench.accuracy.metrics import ROUNDING_FLOOR, lowrank_error_ratio
+
+    rng = np.random.default_rng(4)
+    m, n, k = 400, 200, 5
+    u = np.finfo(np.float32).eps / 2
+    sigma = np.concatenate((np.ones(k), np.full(n - k, 1e-3)))
+    U, V, A = _usv(rng, m, n, sigma)
+    tail = np.sqrt(n - k) * 1e-3
+    Vb = V[:, :k].copy()
+    Vb[:, 0] = V[:, k]  # a wrong direction: error sqrt(2) for that column
+    A_hat = (U[:, :k] * sigma[:k]) @ Vb.T
+    err = np.linalg.norm(A - A_hat, "fro")
+    assert lowrank_error_ratio(A, A_hat, sigma, k, u) == pytest.approx(err / tail, rel=1e-12)
+    exact = np.concatenate((np.ones(k), np.zeros(n - k)))
+    B = (U[:, :k] * exact[:k]) @ V[:, :k].T
+    B_hat = B * (1 + 10 * u)
+    unit = ROUNDING_FLOOR * m * u * np.linalg.norm(B, "fro")
+    assert lowrank_error_ratio(B, B_hat, exact, k, u) == pytest.approx(
+        np.linalg.norm(B - B_hat, "fro") / unit, rel=1e-6)

@@ -235,7 +235,7 @@ def test_format_names_the_group_and_the_op_columns():
               kappa_scaled_error=1.0, kappa2_scaled_error=2e-8),
     )))
     head = lstsq.splitlines()[1]
-    for label in ("fwd error", "fwd/(kappa u)", "fwd/(kappa^2 u)", "bwd ratio", "x ref error"):
+    for label in ("fwd error", "fwd/(cond u)", "fwd/(kappa^2 u)", "bwd ratio", "x ref error"):
         assert label in head
     assert "rank " not in lstsq.splitlines()[0]  # lstsq has no target rank
 

@@ -61,12 +61,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from array_api_compat import array_namespace, is_cupy_namespace, is_numpy_namespace
+from array_api_compat import is_cupy_namespace, is_numpy_namespace
 
 from factorbench.accuracy.matrices import normalize_rng
 
-__all__ = ["SKETCHES", "Sketch", "sketch", "gaussian", "namespace", "check_matrix",
-           "check_count", "is_complex", "ct", "device"]
+# the blocked family's array-namespace helpers, shared (re-exported for the family)
+from factorbench.impls.blocked._householder import ct, device, is_complex
+from factorbench.impls.blocked._xp import namespace
+
+__all__ = ["SKETCHES", "SPARSE_NNZ", "Sketch", "sketch", "gaussian", "namespace",
+           "check_matrix", "check_count", "is_complex", "ct", "device"]
 
 #: The sketch kinds, the values of the impls' ``sketch`` parameter.
 SKETCHES = ("gaussian", "sparse", "srht")
@@ -75,26 +79,6 @@ SKETCHES = ("gaussian", "sparse", "srht")
 SPARSE_NNZ = 8
 
 _FLOATS = ("float32", "float64", "complex64", "complex128")
-
-
-def namespace(*arrays):
-    """The array namespace of the inputs (array_api_compat)."""
-    return array_namespace(*arrays)
-
-
-def device(x):
-    from array_api_compat import device as _device
-
-    return _device(x)
-
-
-def is_complex(xp, x) -> bool:
-    return xp.isdtype(x.dtype, "complex floating")
-
-
-def ct(xp, M):
-    """``M^H`` of a 2-D array (a plain transpose for real M)."""
-    return xp.conj(M).T if is_complex(xp, M) else M.T
 
 
 def check_matrix(xp, A, who: str) -> None:
@@ -214,7 +198,8 @@ def _sparse_sign(xp, d, m, rng, like) -> Sketch:
     dt = _host_dtype(xp, like.dtype)
     # zeta distinct rows per column: the first zeta of a random permutation of
     # range(d) per column, drawn as argsort of uniforms (vectorised, O(d m)).
-    # For d much larger than zeta, sample with rejection-free trick instead.
+    # For d much larger than zeta, draw zeta rows per column and redraw the
+    # columns that repeat one (rare: probability about zeta^2 / 2d).
     if d <= 4 * zeta:
         rows = np.argsort(rng.random((m, d)), axis=1)[:, :zeta]
     else:

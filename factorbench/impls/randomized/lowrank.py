@@ -248,8 +248,10 @@ def lowrank_rsvd(A, k, rng=None, *, p=10, q=2, sketch="gaussian"):
     ``E ||A - Q Q^H A||_F^2 <= (1 + k/(p - 1)) tau_k^2`` (HMT 2011, Thm 10.5;
     ``tau_k^2 = sum_{j > k} sigma_j^2``, p >= 2), hence for the returned rank-k
     truncation ``E ||A - U diag(s) Vh||_F^2 <= (2 + k/(p - 1)) tau_k^2``
-    (module notes).  Each power iteration replaces the singular values by
-    their (2q + 1)-th powers in that bound (HMT 2011, Cor. 10.10, spectral norm).
+    (module notes).  Power iterations apply the same bounds to
+    ``(A A^H)^q A``, whose singular values are the (2q + 1)-th powers of A's,
+    so the tail relative to the top decays geometrically in q (HMT 2011,
+    sec. 10.4; Cor. 10.10 states it in the spectral norm).
     """
     xp, m, n, k = _start(A, k, "lowrank/rsvd")
     p, q = check_count("p", p, 0), check_count("q", q, 0)
@@ -420,9 +422,9 @@ def lowrank_nystrom(A, k, rng=None, *, p=10, q=0, sketch="gaussian"):
 
     The shift makes the core matrix positive definite when A is only
     semidefinite (rank < l) and is removed from the eigenvalues at the end,
-    an error of O(nu) = O(sqrt(n) u ||A||).  The truncation to k takes the
-    top k of the rank-l Nyström approximation (Tropp et al. 2017, Alg. 3,
-    "fixed-rank").  With a Gaussian test matrix and q = 0 the expected
+    an error of O(nu) = O(sqrt(n) u ||Y||_F), at most O(sqrt(n l) u ||A||).
+    The truncation to k takes the top k of the rank-l Nyström approximation
+    (Tropp et al. 2017, Alg. 3, "fixed-rank").  With a Gaussian test matrix and q = 0 the expected
     trace-norm error is within a factor ``1 + k/(p - 1)`` of the optimal
     rank-k one (Tropp et al. 2017, sec. 4; Gittens & Mahoney 2016).
 
