@@ -318,6 +318,10 @@ class SweepSpec:
                       f"(only {', '.join(PER_OP_FIELDS)})")
             if op in self.ops:
                 self.for_op(op)._validate()
+        aspect = self.for_op("lstsq").aspect
+        if self.residual and "lstsq" in self.ops and aspect is not None and aspect <= 1:
+            _fail("--residual needs tall least-squares problems (--aspect > 1): a square "
+                  "matrix's range is everything, no residual is orthogonal to it")
         return self._validate()
 
     def _validate(self) -> SweepSpec:
@@ -356,10 +360,6 @@ class SweepSpec:
         for ok, msg in checks:
             if not ok:
                 _fail(msg)
-        if self.residual and "lstsq" in self.ops and self.aspect is not None \
-                and self.aspect <= 1:
-            _fail("--residual needs tall least-squares problems (--aspect > 1): a square "
-                  "matrix's range is everything, no residual is orthogonal to it")
         return self
 
     def to_json(self) -> dict:
