@@ -80,11 +80,20 @@ def _fmt_size(m, n) -> str:
 _TIME_UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns"))
 
 
-def _fmt_time(t) -> str:
+def _fmt_time(t, units=_TIME_UNITS) -> str:
     if not _finite(t):
         return _DASH
-    scale, unit = next(((s, u) for s, u in _TIME_UNITS if abs(t) >= s), _TIME_UNITS[-1])
+    scale, unit = next(((s, u) for s, u in units if abs(t) >= s), units[-1])
     return f"{t / scale:.3g} {unit}"
+
+
+def _fmt_time_ci(median, low, high, units=_TIME_UNITS) -> str:
+    """``"12.3 ms [11.9, 13.1]"``: a median time and its CI in the median's unit."""
+    text = _fmt_time(median, units)
+    if text == _DASH or not (_finite(low) and _finite(high)):
+        return text
+    scale = next((s for s, _ in units if abs(median) >= s), units[-1][0])
+    return f"{text} [{low / scale:.3g}, {high / scale:.3g}]"
 
 
 def _fmt_pct(x) -> str:

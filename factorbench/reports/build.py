@@ -31,6 +31,7 @@ from factorbench.accuracy.metrics import LOWRANK_THRESHOLD
 from factorbench.impls import OPS
 from factorbench.reports import accuracy_plots, decision_plots, plots
 from factorbench.reports._format import _DASH, _finite, _fmt_g, environment
+from factorbench.reports._format import _fmt_time_ci as _fmt_time_ci_units
 from factorbench.reports._frames import loads as _loads
 from factorbench.reports._frames import variants as _variants
 from factorbench.reports.figure import palette
@@ -745,17 +746,12 @@ def _fmt_kappa(kappa, actual) -> str:
     return target if shown == target else f"{target} ({shown})"
 
 
+#: The report is HTML: micro as the micro sign.
 _TIME_UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "\u00b5s"), (1e-9, "ns"))
 
 
 def _fmt_time_ci(median, low, high) -> str:
-    if not _finite(median):
-        return _DASH
-    scale, unit = next(((s, u) for s, u in _TIME_UNITS if abs(median) >= s), _TIME_UNITS[-1])
-    text = f"{median / scale:.3g} {unit}"
-    if _finite(low) and _finite(high):
-        text += f" [{low / scale:.3g}, {high / scale:.3g}]"
-    return text
+    return _fmt_time_ci_units(median, low, high, _TIME_UNITS)
 
 
 def _fmt_gflops(gflops, peak_fraction) -> str:

@@ -40,7 +40,13 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 import pandas as pd
 
-from factorbench.reports._format import _DASH, _finite, _fmt_factor, _fmt_g, _fmt_int
+from factorbench.reports._format import (
+    _finite,
+    _fmt_factor,
+    _fmt_g,
+    _fmt_int,
+    _fmt_time_ci,
+)
 from factorbench.reports._frames import params_text
 
 __all__ = [
@@ -242,7 +248,7 @@ def format_tradeoff(table: pd.DataFrame) -> str:
         head = ["impl", "params", "status", "time [95% CI]", "x ref",
                 *(COLUMN_LABELS[c][0] for c in cols), "front"]
         rows = [[r["impl"], r["params"], _status_text(r),
-                 _time_text(r["time_median_s"], r["time_ci_low_s"], r["time_ci_high_s"]),
+                 _fmt_time_ci(r["time_median_s"], r["time_ci_low_s"], r["time_ci_high_s"]),
                  _speedup_text(r["speedup"]), *(format_value(r, c) for c in cols),
                  "*" if r["pareto"] else ""]
                 for _, r in g.iterrows()]
@@ -405,17 +411,6 @@ def _speedup_text(x) -> str:
     return _fmt_factor(x) if not pd.isna(x) else ""
 
 
-_TIME_UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns"))
-
-
-def _time_text(median, low, high) -> str:
-    if not _finite(median):
-        return _DASH
-    scale, unit = next(((s, u) for s, u in _TIME_UNITS if abs(median) >= s), _TIME_UNITS[-1])
-    text = f"{median / scale:.3g} {unit}"
-    if _finite(low) and _finite(high):
-        text += f" [{low / scale:.3g}, {high / scale:.3g}]"
-    return text
 
 
 def _header(r) -> str:

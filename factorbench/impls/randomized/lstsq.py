@@ -269,19 +269,10 @@ def lstsq_sketch_precondition(A, b, *, sketch="sparse", factor=4, maxiter=MAXITE
 
     Parameters
     ----------
-    A : array (m, n), m >= n, full column rank
-        float32, float64, complex64 or complex128, of any array API namespace.
-        Not modified.
-    b : array (m,) (or (m, 1))
-        Cast to A's dtype.  Not modified.
-    sketch : {"sparse", "gaussian", "srht"}
-        The sketching operator (:mod:`._sketch`).
-    factor : int >= 1
-        Sketch rows d = factor * n, clipped to m.
+    A, b, sketch, factor, rng
+        As :func:`lstsq_sketch_solve` (A and b are not modified).
     maxiter : int >= 0
         LSQR iteration cap.
-    rng : None, int, SeedSequence or numpy.random.Generator
-        Normalised once; a seed gives bit-identical results.
 
     Returns
     -------
