@@ -15,7 +15,9 @@ it is (the columns it lacks read as missing values) and is upgraded in place,
 in one transaction, the first time it is opened for writing: version 2 added
 ``lowrank_spectral_ratio``, version 3 ``residual`` and ``eta`` (a
 least-squares right-hand side's residual as asked, ||r|| / ||A x||, and
-||r|| / (||A||_2 ||x||), the eta of the forward-error scaling).
+||r|| / (||A||_2 ||x||), the eta of the forward-error scaling), version 4
+``iterations`` and ``converged`` (of iterative methods: refinement steps,
+LSQR iterations).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ __all__ = [
     "default_db_path",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _APP_ID = 0x46425348  # "FBSH": marks the file as ours (PRAGMA application_id)
 
 RUN_COLUMNS = {
@@ -99,6 +101,8 @@ CELL_COLUMNS = {
     "peak_fraction": "REAL",
     **{c: ("INTEGER" if c in ("rank_revealed", "numerical_rank") else "REAL")
        for c in METRIC_COLUMNS},
+    "iterations": "INTEGER",
+    "converged": "INTEGER",
     "passed": "INTEGER",
     "nan_columns": "TEXT",
     "host": "TEXT",

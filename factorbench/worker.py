@@ -39,7 +39,7 @@ from factorbench.accuracy.metrics import (
     limits,
     passed,
 )
-from factorbench.accuracy.precision import precision, result_dtype_error
+from factorbench.accuracy.precision import precision, result_dtype_error, store
 from factorbench.impls.results import RESULT_TYPES
 from factorbench.store import now
 
@@ -110,7 +110,9 @@ def _matrix(cell: dict):
         tm = matrices.generate(cell["kind"], cell["m"], cell["n"], kappa=cell["kappa"],
                                mode=cell["mode"], rank=rank, complex_=p.is_complex, rng=mat_ss)
         with np.errstate(over="ignore", invalid="ignore"):
-            A_w = tm.A.astype(p.dtype)
+            # ml_dtypes narrows float64 via float32 (double rounding): emulated
+            # formats get the correctly rounded conversion.
+            A_w = store(tm.A, p.name) if p.emulated else tm.A.astype(p.dtype)
         _CACHE.clear()
         _CACHE.update(key=key, tm=tm, A_w=A_w)
     if not wants_rhs:
@@ -159,6 +161,21 @@ def _args_maker(impl, cell, A_w, b):
         return (A, cell["rank"], np.random.default_rng(sketch_ss)), params
 
     return make
+
+
+def _iteration_counts(result) -> dict:
+    """``iterations`` and ``converged`` of an iterative method, from its extras
+    (refinement steps of mixed-precision solvers, LSQR iterations); absent
+    keys stay missing, and a value that is not a plain count is not trusted."""
+    extras = getattr(result, "extras", None) or {}
+    out = {}
+    it = extras.get("iterations")
+    if isinstance(it, int | np.integer) and not isinstance(it, bool) and it >= 0:
+        out["iterations"] = int(it)
+    conv = extras.get("converged")
+    if isinstance(conv, bool | np.bool_):
+        out["converged"] = bool(conv)
+    return out
 
 
 def _takes_rng(func) -> bool:
@@ -255,6 +272,7 @@ def _run_cell(cell: dict, options: dict, started_at: str) -> dict:
     except ResultError as exc:
         return _fail(rec, "error", f"bad result: {exc}")
     rec.update({k: metrics.get(k) for k in METRIC_COLUMNS})
+    rec.update(_iteration_counts(result))
     nominal = flops(cell["op"], cell["m"], cell["n"], complex_=p.is_complex)
     if nominal is not None and timing.median_s > 0:
         rec["gflops"] = nominal / timing.median_s / 1e9

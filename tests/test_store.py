@@ -160,7 +160,7 @@ def test_many_runs_opening_one_new_file_at_once(tmp_path):
 def _as_version_1(path):
     """Turn a current file into what schema version 1 wrote: none of the later columns."""
     con = sqlite3.connect(path)
-    for column in ("lowrank_spectral_ratio", "residual", "eta"):
+    for column in ("lowrank_spectral_ratio", "residual", "eta", "iterations", "converged"):
         con.execute(f"ALTER TABLE cells DROP COLUMN {column}")
     con.execute("PRAGMA user_version = 1")
     con.commit()
@@ -184,5 +184,5 @@ def test_older_schema_is_read_as_is_and_upgraded_on_write(db):
     assert list(df["cell_key"]) == ["k1", "k2"]
     assert df["lowrank_spectral_ratio"].tolist()[1] == 1.25
     con = sqlite3.connect(db)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     con.close()

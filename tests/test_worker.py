@@ -47,6 +47,24 @@ def test_faults_are_never_ok(faulty_plugin, name, status, text):
     assert not rec.get("passed")
 
 
+@pytest.mark.parametrize("name, dtype, got", [
+    ("lu/upcast", "float32", "float64"),             # wider than the working precision
+    ("lu/downcast", "float64", "float32"),           # narrower
+    ("lu/emulation-skipped", "bfloat16", "float32"),  # NumPy's silent upcast of ml_dtypes
+    ("lu/emulation-skipped", "float16", "float32"),
+])
+def test_precision_guard_never_records_a_pass(faulty_plugin, name, dtype, got):
+    """An impl whose factors come back in another precision than the cell's is an
+    error naming both precisions, with no metric recorded, never a pass."""
+    from factorbench.accuracy.metrics import METRIC_COLUMNS
+
+    rec = run_cell(_cell(name, faulty_plugin, dtype=dtype), FAST)
+    assert rec["status"] == "error" and not rec.get("passed")
+    assert rec["message"].startswith("wrong precision:")
+    assert got in rec["message"] and dtype in rec["message"]
+    assert all(rec.get(k) is None for k in METRIC_COLUMNS)
+
+
 def test_nonfinite_input_refused_before_timing(monkeypatch, faulty_plugin):
     real = matrices.generate
 
@@ -173,3 +191,15 @@ def test_sketch_depends_on_the_cell_seed_only():
     b = rsvd(A, 5, np.random.default_rng(1), q=0)
     c = rsvd(A, 5, np.random.default_rng(2), q=0)
     assert np.array_equal(a.U, b.U) and not np.array_equal(a.U, c.U)
+
+
+def test_iterative_methods_record_iterations_and_convergence():
+    """An impl's extras["iterations"]/["converged"] become the cell's columns
+    (here LSQR inside sketch-and-precondition); a direct method leaves them empty."""
+    (cell,) = _randomized_cells("lstsq/sketch-precondition")
+    rec = run_cell(cell, FAST)
+    assert rec["status"] == "ok", rec["message"]
+    assert isinstance(rec["iterations"], int) and 0 <= rec["iterations"] <= 100
+    assert rec["converged"] is True
+    direct = run_cell(_cell("lu/lapack"), FAST)
+    assert direct.get("iterations") is None and direct.get("converged") is None

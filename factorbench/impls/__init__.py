@@ -79,6 +79,7 @@ BUILTIN_MODULES = (
     "factorbench.impls.numba_kernels",
     "factorbench.impls.randomized",
     "factorbench.impls.peers",
+    "factorbench.impls.mixed",
 )
 ENTRY_POINT_GROUP = "factorbench.impls"
 

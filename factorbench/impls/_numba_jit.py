@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, types
+from numba.extending import intrinsic
 
 _JIT = {"cache": True}
 
@@ -130,6 +131,105 @@ def _norm2(x):
     return scale * np.sqrt(ssq)
 
 
+# ------------------------------------------------- emulated low precision
+
+#: Format codes of :func:`round_to` (the wrappers map names to them).
+BF16 = 0
+FP16 = 1
+
+
+@intrinsic
+def _f32_bits(typingctx, x):
+    """The IEEE bit pattern of a float32 scalar as uint32 (an LLVM bitcast)."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.uint32))
+
+    return types.uint32(types.float32), codegen
+
+
+@intrinsic
+def _bits_f32(typingctx, b):
+    """The float32 whose IEEE bit pattern is the low 32 bits of the integer ``b``
+    (Numba widens uint32 arithmetic to 64 bits: truncated, then an LLVM bitcast)."""
+    if not isinstance(b, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        v = context.cast(builder, args[0], signature.args[0], types.uint32)
+        return builder.bitcast(v, context.get_value_type(types.float32))
+
+    return types.float32(b), codegen
+
+
+@njit(**_JIT)
+def round_bf16(x):
+    """float32 ``x`` rounded to nearest-even bfloat16, as a float32.
+
+    Bit arithmetic on the float32 pattern: add 0x7FFF plus the lowest kept
+    bit (ties to even), clear the 16 dropped bits.  A carry out of the
+    significand raises the exponent, so a value at or above the midpoint
+    between the largest finite bfloat16 and 2^128 becomes Inf (the IEEE rule:
+    that largest number has an odd significand); subnormals round on the
+    same grid (bfloat16 has float32's exponent range); Inf stays Inf, NaN is
+    returned as it is.  Equal to ``precision.chop(x, "bfloat16")`` on every
+    float32.
+    """
+    b = _f32_bits(x)
+    if (b & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000):
+        return x
+    lsb = (b >> np.uint32(16)) & np.uint32(1)
+    r = (b + np.uint32(0x7FFF) + lsb) & np.uint32(0xFFFF0000)
+    return _bits_f32(r)
+
+
+@njit(**_JIT)
+def round_fp16(x):
+    """float32 ``x`` rounded to nearest-even IEEE binary16, as a float32.
+
+    Normal range (|x| >= 2^-14): bit arithmetic, add 0xFFF plus the lowest
+    kept bit, clear the 13 dropped bits (a carry raises the exponent).
+    |x| >= 65520, the midpoint between 65504 and 2^16, gives +-Inf (ties
+    to even: 65504's significand is odd); Inf stays Inf, NaN is returned as
+    it is.  Below 2^-14 the quantum is 2^-24: ``rint(x 2^24) 2^-24``, both
+    scalings exact in float32 (rint rounds ties to even, and keeps the sign
+    of a result of zero).  Equal to ``precision.chop(x, "float16")`` on
+    every float32.  (Numba 0.68 has no float16 type on the CPU.)
+    """
+    b = _f32_bits(x)
+    a = b & np.uint32(0x7FFFFFFF)
+    if a > np.uint32(0x7F800000):
+        return x
+    sign = b & np.uint32(0x80000000)
+    if a >= np.uint32(0x477FF000):  # 65520
+        return _bits_f32(sign | np.uint32(0x7F800000))
+    if a >= np.uint32(0x38800000):  # 2^-14
+        lsb = (a >> np.uint32(13)) & np.uint32(1)
+        r = (a + np.uint32(0xFFF) + lsb) & np.uint32(0xFFFFE000)
+        return _bits_f32(sign | r)
+    up = np.float32(16777216.0)  # 2^24
+    down = np.float32(5.9604644775390625e-08)  # 2^-24
+    return np.rint(x * up) * down
+
+
+@njit(**_JIT)
+def round_to(x, fmt):
+    """float32 ``x`` rounded to the format ``fmt`` (:data:`BF16` or :data:`FP16`)."""
+    if fmt == BF16:
+        return round_bf16(x)
+    return round_fp16(x)
+
+
+@njit(**_JIT)
+def round_array(X, fmt):
+    """Every entry of a float32 array rounded in place with :func:`round_to` (tests)."""
+    Xf = X.reshape(-1)
+    for i in range(Xf.shape[0]):
+        Xf[i] = round_to(Xf[i], fmt)
+
+
 # --------------------------------------------------------------------- LU
 
 
@@ -192,6 +292,48 @@ def lu_growth_real(W, B, perm, mask):
             Wi = W[i, k + 1 :]
             for j in range(Wi.shape[0]):
                 Wi[j] = Wi[j] - l * u[j]
+            Bi = B[i, k + 1 :]
+            for j in range(Bi.shape[0]):
+                g = max(g, Bi[j] & mask)
+    return amax, g
+
+
+@njit(**_JIT)
+def lu_growth_emulated(W, B, perm, fmt):
+    """:func:`lu_growth_real` on a float32 W holding values of an emulated format.
+
+    The same elimination, with each multiplier ``fl32(a_ik / a_kk)`` and each
+    updated entry ``fl32(a_ij - fl32(l_ik u_kj))`` rounded to the format
+    ``fmt`` by :func:`round_to` as soon as it is formed: the rounding points
+    of the emulated ``lu/gepp`` (``rnd`` on the multiplier column, then on
+    the rank-1 update), in the same float32 operations, so W holds values of
+    the format after every step and factors, pivots and growth (taken over
+    the rounded Schur complements, from B, ``W.view(int32)``) are its bit
+    for bit.  A separate kernel keeps the native one free of the branch.
+    """
+    n = W.shape[0]
+    rzero = _real(W, 0)
+    mask = np.int32(0x7FFFFFFF)
+    g = np.int32(0)
+    for i in range(n):
+        Bi = B[i]
+        for j in range(n):
+            g = max(g, Bi[j] & mask)
+    amax = g
+    for k in range(n):
+        p = _pivot(W, k)
+        if p != k:
+            _swap_rows(W, perm, k, p)
+        piv = W[k, k]
+        if k == n - 1 or piv == rzero:
+            continue
+        u = W[k, k + 1 :]
+        for i in range(k + 1, n):
+            l = round_to(W[i, k] / piv, fmt)
+            W[i, k] = l
+            Wi = W[i, k + 1 :]
+            for j in range(Wi.shape[0]):
+                Wi[j] = round_to(Wi[j] - l * u[j], fmt)
             Bi = B[i, k + 1 :]
             for j in range(Bi.shape[0]):
                 g = max(g, Bi[j] & mask)

@@ -16,7 +16,8 @@ Registered implementations (op/name, family, max_n)::
     qr/numba-givens         textbook  1024   rotations as xLARTG
     svd/numba-jacobi        textbook  1024   QR-preconditioned one-sided Jacobi
 
-All are stable, take float32, float64, complex64 and complex128, declare
+All are stable, take float32, float64, complex64 and complex128 (``lu/numba``
+also emulated float16 and bfloat16, see below), declare
 ``layout="C"`` and require numba (the blocked LU also SciPy, for its BLAS).
 
 Choices where the design is silent:
@@ -26,8 +27,16 @@ Choices where the design is silent:
   promote a float32 expression to float64 in Numba), and a slow test scans the
   LLVM IR of the float32 and complex64 kernels for double-precision
   arithmetic.  Outputs have the input's dtype (singular values its real
-  counterpart).  Emulated low precisions are not declared: a chop after
-  every scalar operation would measure the emulation, not the kernel.
+  counterpart).  Emulated low precisions (float16, bfloat16) are declared
+  by ``lu/numba`` only, which can round inside its loop: the matrix is
+  converted to float32 outside (exact), and every multiplier and every
+  updated entry is rounded to the format by a small ``@njit`` function of
+  bit arithmetic on the float32 pattern (``round_bf16``, ``round_fp16``;
+  Numba 0.68 has no float16 on the CPU), equal to ``precision.chop`` on
+  every float32.  Factors and growth then equal the emulated ``lu/gepp``'s
+  bit for bit.  The others would need a chop after operations their loops
+  fuse or order differently from the textbook versions (Cholesky here is
+  right-looking, the textbook one left-looking with float32 dot products).
 * Layout and overwriting.  Every kernel runs along rows (row-oriented
   updates are contiguous AXPYs that LLVM vectorises; the column-oriented
   forms would be strided or reductions, and a floating-point reduction is
@@ -119,9 +128,10 @@ from __future__ import annotations
 import numpy as np
 
 from factorbench.accuracy.metrics import _div
-from factorbench.accuracy.precision import NATIVE_COMPLEX, NATIVE_REAL
+from factorbench.accuracy.precision import EMULATED, NATIVE_COMPLEX, NATIVE_REAL
 from factorbench.impls import register
 from factorbench.impls.results import LU, QR, SVD, Cholesky
+from factorbench.impls.textbook._emulate import arithmetic
 from factorbench.impls.textbook._kernels import working
 
 __all__ = [
@@ -140,6 +150,8 @@ _BLAS_KIND = {np.dtype(np.float32): ord("s"), np.dtype(np.float64): ord("d"),
               np.dtype(np.complex64): ord("c"), np.dtype(np.complex128): ord("z")}
 #: Integer dtype of the same width, for the bit view of the growth scan
 _BITS = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}
+#: Format code of the in-loop rounding (``_numba_jit.BF16``/``FP16``) per emulated name
+_FMT = {"bfloat16": 0, "float16": 1}
 #: Width at which the recursive panel and TRSM switch to plain loops: at n = 2048,
 #: block 128, leaves of 8, 16, 32, 64 columns take 93.6, 93.0, 89.8, 91.7 ms
 _LEAF = 32
@@ -152,13 +164,13 @@ def _jit():
     return _numba_jit
 
 
-def _work(A, order="C", *, square=False, tall=False):
+def _work(A, order="C", *, square=False, tall=False, emulated=False):
     """A as a writeable array in ``order`` and a native dtype, to be overwritten.
 
     The harness's fresh copy is used as it is; a read-only array or one in
     the other layout is copied, so the caller's array is then left alone.
     """
-    A = working(A, square=square, tall=tall, who="numba impls")
+    A = working(A, square=square, tall=tall, who="numba impls", emulated=emulated)
     contiguous = A.flags.c_contiguous if order == "C" else A.flags.f_contiguous
     if not (contiguous and A.flags.writeable and A.flags.aligned):
         A = np.array(A, order=order)
@@ -174,7 +186,8 @@ def _split(jit, W):
 # --------------------------------------------------------------------- LU
 
 
-@register("lu", "numba", family="textbook", max_n=2048, **_COMMON)
+@register("lu", "numba", family="textbook", max_n=2048,
+          **{**_COMMON, "dtypes": _DTYPES + EMULATED})
 def lu_numba(A):
     """LU with partial pivoting, compiled, with the exact growth factor.
 
@@ -182,15 +195,19 @@ def lu_numba(A):
     ----------
     A : ndarray (n, n), overwritten
         float32, float64, complex64 or complex128 (a read-only or
-        Fortran-ordered A is copied first).
+        Fortran-ordered A is copied first), or emulated float16 / bfloat16
+        (left as it is: factored in a float32 copy, each multiplier and
+        each entry of each rank-1 update rounded to the format inside the
+        compiled loop, the rounding points of ``lu/gepp``).
 
     Returns
     -------
     LU
         ``perm`` (n,) intp, unit lower ``L`` and upper ``U`` (n, n) in A's
-        dtype with ``A[perm] = L @ U``; ``growth_factor_exact`` is
+        dtype (the storage dtype for an emulated format) with
+        ``A[perm] = L @ U``; ``growth_factor_exact`` is
         max_k max|A^(k)| / max|A| over A and every active Schur complement
-        (Higham 2002, eq. 9.6).
+        (Higham 2002, eq. 9.6), the rounded ones for an emulated format.
 
     Notes
     -----
@@ -198,13 +215,24 @@ def lu_numba(A):
     Alg. 3.4.1; Higham 2002, §9.1-9.3.  LAPACK xGETF2.  Ties in the pivot
     search go to the first row (IxAMAX); a zero pivot column skips the step.
     Pivots, factors and growth factor are bit-identical to ``lu/gepp`` on
-    real input.  The growth is scanned from each updated row while it is in
-    cache (see :func:`factorbench.impls._numba_jit.lu_growth_real`).
+    real input, emulated formats included.  The growth is scanned from each
+    updated row while it is in cache (see
+    :func:`factorbench.impls._numba_jit.lu_growth_real` and
+    ``lu_growth_emulated``).
     """
     jit = _jit()
-    W = _work(A, square=True)
+    W = _work(A, square=True, emulated=True)
     n = W.shape[0]
     perm = np.arange(n)
+    ar = arithmetic(W.dtype)
+    if ar.emulated:
+        W = ar.load(W)  # float32, exact
+        if n == 0:
+            return LU(perm, ar.out(W), ar.out(W), growth_factor_exact=0.0)
+        abits, gbits = jit.lu_growth_emulated(W, W.view(np.int32), perm, _FMT[ar.name])
+        amax, gmax = np.array([abits, gbits], dtype=np.int32).view(np.float32)
+        L, U = _split(jit, W)
+        return LU(perm, ar.out(L), ar.out(U), growth_factor_exact=_div(float(gmax), float(amax)))
     if n == 0:
         return LU(perm, W.copy(), W, growth_factor_exact=0.0)
     if np.iscomplexobj(W):

@@ -13,6 +13,7 @@ import time
 import numpy as np
 import scipy.linalg
 
+from factorbench.accuracy.precision import EMULATED
 from factorbench.impls import NATIVE_REAL, register
 from factorbench.impls.results import LU
 
@@ -85,3 +86,16 @@ def lu_hog(A):
         raise RuntimeError("lu/hog runs only under a --max-memory below its allocation")
     hog = np.ones(size // 8)
     return hog.sum()
+
+
+@register("lu", "emulation-skipped", backend="numpy", family="textbook",
+          dtypes=NATIVE_REAL + EMULATED)
+def lu_emulation_skipped(A):
+    """Declares bfloat16/float16 but computes and returns float32: what NumPy does
+    silently with ml_dtypes arrays; the harness must refuse it."""
+    return _lu(np.asarray(A, dtype=np.float32) if A.dtype.itemsize < 4 else A)
+
+
+@register("lu", "downcast", backend="numpy", family="textbook", dtypes=NATIVE_REAL)
+def lu_downcast(A):
+    return _lu(A.astype(np.float32))

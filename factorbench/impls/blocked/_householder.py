@@ -24,6 +24,29 @@ double).  Arrays are changed through ``__setitem__`` on slices only and the
 changed array is returned: whether a slice is a view is the backend's
 business, and on NumPy writing an updated view back onto itself costs
 nothing (NumPy skips the self-assignment).
+
+Emulated float16/bfloat16 (NumPy only; the shared mechanism of
+:mod:`factorbench.impls.textbook._emulate`): the kernels that take ``rnd``
+are given a float32 work array holding values of the format and round to it
+after every operation, a block product accumulated in float32 and rounded
+once per entry (the block FMA model of Blanchard et al. 2020):
+
+- :func:`geqr2`: per column, as the textbook ``qr/householder`` does
+  (``_kernels.house``/``householder_inplace``): the norm of the column below
+  the diagonal, beta, tau, ``alpha - beta`` and each entry of v; then
+  ``w = tau (v^T C)`` (the product rounded, then its scaling) and each entry
+  of the rank-1 update ``C - v w``;
+- :func:`larft`: the Gram matrix ``V^T V`` once, and per column of T the
+  product ``T[:i, :i] S[:i, i]`` and its scaling by ``-tau_i``;
+- :func:`larfb`: ``Y = V^T C``, ``op(T) Y``, and ``C - V Y`` (the V1 and V2
+  row blocks each), each once per entry;
+- :func:`geqrt3`: the coupling ``G = V_1^T V_2``, ``G T2`` and
+  ``T1 (G T2)`` of the joined T;
+- :func:`orgqr`: ``V2^T Q``, ``T (V2^T Q)``, ``V1 Y``, ``Q - V2 Y``,
+  ``T V1^T``, ``I + V1 Y`` and ``V2 Y``, each once per entry.
+
+With ``rnd`` the identity (every native dtype) the kernels run their
+original code, bit for bit (they test ``rnd is identity``).
 """
 
 from __future__ import annotations
@@ -31,6 +54,7 @@ from __future__ import annotations
 import numpy as np
 
 from factorbench.impls.blocked._xp import is_numpy
+from factorbench.impls.textbook._emulate import identity
 
 __all__ = ["ct", "is_complex", "device", "mm", "outer", "zeros", "larfg", "geqr2",
            "unit_lower", "larft", "larfb", "geqrt3", "geqrf", "orgqr", "LEAF"]
@@ -166,7 +190,7 @@ def _larfg_numpy(alpha, xnorm, cplx):
     return beta, (beta - alpha) / beta, 1 / (alpha - beta)
 
 
-def geqr2(xp, P):
+def geqr2(xp, P, rnd=identity):
     """Unblocked Householder QR of a narrow panel, overwriting it (xGEQR2).
 
     Parameters
@@ -189,7 +213,12 @@ def geqr2(xp, P):
     panel by one matrix-vector product (``matmul``) and one rank-1 update
     (:func:`outer`), LAPACK's xLARF.  BLAS-2 and about 20 Python-level
     operations per column, so it only ever sees :data:`LEAF` columns.
+    ``rnd`` (emulated formats, real NumPy work arrays) rounds the column
+    norm, beta, tau, ``alpha - beta``, each entry of v, ``v^T C``, its
+    scaling by tau and each entry of the rank-1 update (see the module notes).
     """
+    if rnd is not identity:
+        return _geqr2_emulated(P, rnd)
     p, b = P.shape
     cplx = is_complex(xp, P)
     taus = []
@@ -208,13 +237,36 @@ def geqr2(xp, P):
     return P, xp.stack([xp.asarray(t, dtype=P.dtype, device=device(P)) for t in taus])
 
 
+def _geqr2_emulated(P, rnd):
+    """:func:`geqr2` on a real NumPy float32 work array, rounding after every op
+    as the textbook ``house`` / ``householder_inplace`` do."""
+    p, b = P.shape
+    tau = np.zeros(b, dtype=P.dtype)
+    for c in range(b):
+        alpha = P[c, c]
+        xnorm = rnd(np.linalg.norm(P[c + 1:, c]))
+        if xnorm == 0:
+            continue  # H = I: tau 0, beta = alpha, the column below is zero
+        beta = rnd(-np.copysign(np.hypot(alpha, xnorm), alpha))
+        t = rnd((beta - alpha) / beta)
+        P[c + 1:, c] = rnd(P[c + 1:, c] / rnd(alpha - beta))
+        if c + 1 < b:
+            P[c, c] = 1
+            v = P[c:, c:c + 1]
+            w = rnd(t * rnd(v.T @ P[c:, c + 1:]))
+            P[c:, c + 1:] = rnd(P[c:, c + 1:] - outer(np, v, w))
+        P[c, c] = beta
+        tau[c] = t
+    return P, tau
+
+
 def unit_lower(xp, P):
     """V1 (b, b): the unit lower triangle of the vectors stored in ``P[:b]``."""
     b = P.shape[1]
     return xp.tril(P[:b, :], k=-1) + xp.eye(b, dtype=P.dtype, device=device(P))
 
 
-def larft(xp, P, tau):
+def larft(xp, P, tau, rnd=identity):
     """Upper triangular T with ``H_1 ... H_b = I - V T V^H`` (xLARFT, forward, columnwise).
 
     Parameters
@@ -234,11 +286,20 @@ def larft(xp, P, tau):
     (tau_i = 0 gives a zero column: H_i = I drops out).  The inner products
     that xLARFT forms one GEMV per column come here from one Gram matrix
     ``S = V^H V`` (BLAS-3); what stays in the loop is (b, b)-sized.
+    ``rnd`` (emulated formats) rounds S once per entry, and per column the
+    product ``T[:i, :i] S[:i, i]`` and its scaling by ``-tau_i``.
     """
     b = P.shape[1]
     V1, V2 = unit_lower(xp, P), P[b:, :]
     S = ct(xp, V1) @ V1 + ct(xp, V2) @ V2
     T = xp.zeros((b, b), dtype=P.dtype, device=device(P))
+    if rnd is not identity:
+        S = rnd(S)
+        for i in range(b):
+            T[i, i] = tau[i]
+            if i:
+                T[:i, i:i + 1] = rnd((-tau[i]) * rnd(T[:i, :i] @ S[:i, i:i + 1]))
+        return T
     for i in range(b):
         T[i, i] = tau[i]
         if i:
@@ -246,7 +307,7 @@ def larft(xp, P, tau):
     return T
 
 
-def larfb(xp, P, T, C, *, adjoint: bool):
+def larfb(xp, P, T, C, *, adjoint: bool, rnd=identity):
     """Apply the block reflector of a factored panel to C, overwriting C (xLARFB).
 
     Parameters
@@ -268,11 +329,17 @@ def larfb(xp, P, T, C, *, adjoint: bool):
     -----
     LAPACK xLARFB (side 'L', direct 'F', storev 'C'): ``Y = V^H C`` and
     ``C -= V (op(T) Y)`` as ``matmul``, each split into the unit triangle V1
-    and the rectangle V2 below it.
+    and the rectangle V2 below it.  ``rnd`` (emulated formats) rounds
+    ``V^H C``, ``op(T) Y`` and each of the two updated row blocks once per entry.
     """
     b = P.shape[1]
     V1, V2 = unit_lower(xp, P), P[b:, :]
     Y = ct(xp, V1) @ C[:b, :] + ct(xp, V2) @ C[b:, :]
+    if rnd is not identity:
+        Y = rnd((ct(xp, T) if adjoint else T) @ rnd(Y))
+        C[:b, :] = rnd(C[:b, :] - mm(xp, V1, Y))
+        C[b:, :] = rnd(C[b:, :] - mm(xp, V2, Y))
+        return C
     Y = (ct(xp, T) if adjoint else T) @ Y
     C[:b, :] -= mm(xp, V1, Y)
     C[b:, :] -= mm(xp, V2, Y)
@@ -282,7 +349,7 @@ def larfb(xp, P, T, C, *, adjoint: bool):
 # ------------------------------------------------------------------ blocked QR
 
 
-def geqrt3(xp, P, leaf: int = LEAF):
+def geqrt3(xp, P, leaf: int = LEAF, rnd=identity):
     """Recursive Householder QR of a panel with its T, overwriting the panel (xGEQRT3).
 
     Parameters
@@ -308,16 +375,18 @@ def geqrt3(xp, P, leaf: int = LEAF):
     panel's flops become matrix-matrix products.  Why: with xGEQR2 on whole
     panels the column loop took 60% of the time of the whole QR at block 64
     and 80% at block 128 on the reference machine (1024 x 1024, float64).
+    ``rnd`` (emulated formats) is passed down to every kernel and rounds
+    ``G``, ``G T2`` and ``T1 (G T2)`` once per entry.
     """
     p, b = P.shape
     if b <= leaf:
-        P, tau = geqr2(xp, P)
-        return P, larft(xp, P, tau)
+        P, tau = geqr2(xp, P, rnd)
+        return P, larft(xp, P, tau, rnd)
     h = b // 2
-    P1, T1 = geqrt3(xp, P[:, :h], leaf)
+    P1, T1 = geqrt3(xp, P[:, :h], leaf, rnd)
     P[:, :h] = P1
-    P[:, h:] = larfb(xp, P1, T1, P[:, h:], adjoint=True)
-    P2, T2 = geqrt3(xp, P[h:, h:], leaf)
+    P[:, h:] = larfb(xp, P1, T1, P[:, h:], adjoint=True, rnd=rnd)
+    P2, T2 = geqrt3(xp, P[h:, h:], leaf, rnd)
     P[h:, h:] = P2
     # V1[h:]^H V2: the left vectors' rows h: are plain storage, P1[h:]; the
     # right vectors are the unit triangle of P2[:b-h] over the rectangle P2[b-h:].
@@ -325,12 +394,15 @@ def geqrt3(xp, P, leaf: int = LEAF):
     G = ct(xp, P1[h:b, :]) @ unit_lower(xp, P2) + ct(xp, P1[b:, :]) @ P2[r:, :]
     T = xp.zeros((b, b), dtype=P.dtype, device=device(P))
     T[:h, :h] = T1
-    T[:h, h:] = -(T1 @ (G @ T2))
+    if rnd is identity:
+        T[:h, h:] = -(T1 @ (G @ T2))
+    else:
+        T[:h, h:] = -rnd(T1 @ rnd(rnd(G) @ T2))
     T[h:, h:] = T2
     return P, T
 
 
-def geqrf(xp, W, block: int, leaf: int = LEAF):
+def geqrf(xp, W, block: int, leaf: int = LEAF, rnd=identity):
     """Blocked Householder QR with the compact WY representation, overwriting W.
 
     Parameters
@@ -355,21 +427,22 @@ def geqrf(xp, W, block: int, leaf: int = LEAF):
     -----
     Schreiber & Van Loan 1989; LAPACK xGEQRF, with panel and T from the
     recursive :func:`geqrt3` (Elmroth & Gustavson 2000) in place of xGEQR2 +
-    xLARFT, and the trailing update by :func:`larfb` (xLARFB).
+    xLARFT, and the trailing update by :func:`larfb` (xLARFB).  ``rnd``
+    (emulated formats) is passed to both.
     """
     m, n = W.shape
     Ts = []
     for j in range(0, n, block):
         k = min(j + block, n)
-        P, T = geqrt3(xp, W[j:, j:k], leaf)
+        P, T = geqrt3(xp, W[j:, j:k], leaf, rnd)
         W[j:, j:k] = P
         Ts.append((j, T))
         if k < n:
-            W[j:, k:] = larfb(xp, P, T, W[j:, k:], adjoint=True)
+            W[j:, k:] = larfb(xp, P, T, W[j:, k:], adjoint=True, rnd=rnd)
     return W, Ts
 
 
-def orgqr(xp, W, Ts):
+def orgqr(xp, W, Ts, rnd=identity):
     """Thin Q (m, n) from the block reflectors of :func:`geqrf` (xORGQR / xUNGQR).
 
     Parameters
@@ -391,8 +464,11 @@ def orgqr(xp, W, Ts):
     still zero there, so ``V^H Q[j:, k:]`` needs only V2 (xLARFB would
     multiply the zeros too: 2% of the flops at n = 4096, nb = 256).  The
     panel's own columns are ``[I; 0] - V (T V1^H)`` (V1 its unit triangle):
-    two ``matmul`` in place of xORG2R's column loop.
+    two ``matmul`` in place of xORG2R's column loop.  ``rnd`` (emulated
+    formats) rounds each of these block products once per entry.
     """
+    if rnd is not identity:
+        return _orgqr_emulated(W, Ts, rnd)
     m, n = W.shape
     Q = zeros(xp, (m, n), W)
     for j, T in reversed(Ts):
@@ -410,4 +486,23 @@ def orgqr(xp, W, Ts):
         Y = -(T @ ct(xp, V1))
         Q[j:k, j:k] = xp.eye(b, dtype=W.dtype, device=device(W)) + V1 @ Y
         Q[k:, j:k] = mm(xp, P[b:, :], Y)
+    return Q
+
+
+def _orgqr_emulated(W, Ts, rnd):
+    """:func:`orgqr` on a NumPy float32 work array, each block product rounded once."""
+    m, n = W.shape
+    Q = zeros(np, (m, n), W)
+    for j, T in reversed(Ts):
+        b = T.shape[0]
+        k = j + b
+        P = W[j:, j:k]
+        V1 = unit_lower(np, P)
+        if k < n:
+            Y = rnd(T @ rnd(P[b:, :].T @ Q[k:, k:]))
+            Q[j:k, k:] = -rnd(mm(np, V1, Y))
+            Q[k:, k:] = rnd(Q[k:, k:] - mm(np, P[b:, :], Y))
+        Y = -rnd(T @ V1.T)
+        Q[j:k, j:k] = rnd(np.eye(b, dtype=W.dtype) + V1 @ Y)
+        Q[k:, j:k] = rnd(mm(np, P[b:, :], Y))
     return Q

@@ -22,6 +22,15 @@ TRSM 0.11 s, diagonal blocks 0.018 s); ``cholesky/blocked`` block 128 0.29 s
 block 256 0.36 s (its diagonal blocks' elementwise work grows as block^2).
 OpenBLAS's xPOTRF is the slower one here, not Python: at n = 2048 both are
 still 1.1x to 1.2x, at n = 1024 0.85x, at n = 256 0.25x (one BLAS thread).
+
+Emulated float16/bfloat16 (NumPy input, both impls; the shared mechanism of
+:mod:`factorbench.impls.textbook._emulate`): a Fortran-ordered float32 copy
+goes through the same kernels, SciPy's float32 BLAS included, with ``rnd``
+rounding to the format after every operation: in a diagonal block each
+square root, each quotient and each entry of each rank-1 update; each GEMM
+block update and each TRSM block accumulated in float32 and rounded once per
+entry (the block FMA model of Blanchard et al. 2020).  Native paths are the
+unchanged code (``rnd is identity``).
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from numpy.linalg import LinAlgError
 from factorbench.impls import NATIVE_COMPLEX, NATIVE_REAL, register
 from factorbench.impls.blocked import _xp
 from factorbench.impls.results import Cholesky
+from factorbench.impls.textbook._emulate import EMULATED, arithmetic, identity
 
 __all__ = ["cholesky_blocked", "cholesky_recursive", "potrf_blocked", "potrf_recursive"]
 
@@ -67,7 +77,7 @@ def _check_real_diagonal(xp, A):
         raise LinAlgError(f"matrix is not positive definite: pivot k = {k} is not real")
 
 
-def _potf2(xp, W, c0, c1):
+def _potf2(xp, W, c0, c1, rnd=identity):
     """Unblocked Cholesky of the diagonal block ``W[c0:c1, c0:c1]``, in place.
 
     The block must already hold ``A11 - L10 L10^H`` (the columns left of it
@@ -92,7 +102,7 @@ def _potf2(xp, W, c0, c1):
         if numpy:
             if not (d > 0 and math.isfinite(d)):
                 raise _not_pd(j, d)
-            r = xp.sqrt(d)
+            r = rnd(xp.sqrt(d))
         else:
             pivots.append(d)
             # No host sync per column: a failing pivot is replaced by 1 and
@@ -100,13 +110,15 @@ def _potf2(xp, W, c0, c1):
             r = xp.sqrt(xp.where(d > 0, d, xp.ones_like(d)))
         W[j, j] = r
         if j + 1 < c1:
-            W[j + 1:c1, j] = W[j + 1:c1, j] / r
+            W[j + 1:c1, j] = rnd(W[j + 1:c1, j] / r)
             col = W[j + 1:c1, j:j + 1]
             # (conj(l) * l^T)^T = l l^H, formed transposed so that it comes out
             # in W's (Fortran) order (see lu._getf2).
             upd = ((xp.conj(col) if cplx else col) * col.T).T
-            if numpy:
+            if numpy and rnd is identity:
                 W[j + 1:c1, j + 1:c1] -= upd
+            elif numpy:
+                W[j + 1:c1, j + 1:c1] = rnd(W[j + 1:c1, j + 1:c1] - upd)
             else:
                 W[j + 1:c1, j + 1:c1] = W[j + 1:c1, j + 1:c1] - upd
     if not numpy and pivots:
@@ -117,22 +129,28 @@ def _potf2(xp, W, c0, c1):
             raise _not_pd(c0 + k, float(d[k]))
 
 
-def _update(xp, W, r0, r1, c0, c1, k0, k1):
-    """``W[r0:r1, c0:c1] -= W[r0:r1, k0:k1] @ W[c0:c1, k0:k1]^H`` (one GEMM)."""
+def _update(xp, W, r0, r1, c0, c1, k0, k1, rnd=identity):
+    """``W[r0:r1, c0:c1] -= W[r0:r1, k0:k1] @ W[c0:c1, k0:k1]^H`` (one GEMM,
+    rounded once per entry by ``rnd`` for an emulated format)."""
     C = W[r0:r1, c0:c1]
     X = _xp.gemm_update(xp, C, W[r0:r1, k0:k1], W[c0:c1, k0:k1], conj_trans_b=True)
     _xp.write_back(W, slice(r0, r1), slice(c0, c1), X, C)
+    if rnd is not identity:
+        W[r0:r1, c0:c1] = rnd(W[r0:r1, c0:c1])
 
 
-def _solve_right(xp, W, r0, r1, c0, c1):
-    """``L21 = A21 L11^{-H}`` for ``A21 = W[r0:r1, c0:c1]``, ``L11 = W[c0:c1, c0:c1]``."""
+def _solve_right(xp, W, r0, r1, c0, c1, rnd=identity):
+    """``L21 = A21 L11^{-H}`` for ``A21 = W[r0:r1, c0:c1]``, ``L11 = W[c0:c1, c0:c1]``
+    (one TRSM, rounded once per entry by ``rnd`` for an emulated format)."""
     if r1 > r0:
         B = W[r0:r1, c0:c1]
         X = _xp.trsm(xp, W[c0:c1, c0:c1], B, lower=True, side="right", conj_trans=True)
         _xp.write_back(W, slice(r0, r1), slice(c0, c1), X, B)
+        if rnd is not identity:
+            W[r0:r1, c0:c1] = rnd(W[r0:r1, c0:c1])
 
 
-def potrf_blocked(xp, W, nb):
+def potrf_blocked(xp, W, nb, rnd=identity):
     """Left-looking blocked Cholesky of the working array ``W``, in place.
 
     GVL 2013, §4.2, block Cholesky in its gaxpy (left-looking, Crout) form;
@@ -148,27 +166,27 @@ def potrf_blocked(xp, W, nb):
     for j in range(0, n, nb):
         k = min(j + nb, n)
         if j:
-            _update(xp, W, j, n, j, k, 0, j)
-        _potf2(xp, W, j, k)
-        _solve_right(xp, W, k, n, j, k)
+            _update(xp, W, j, n, j, k, 0, j, rnd)
+        _potf2(xp, W, j, k, rnd)
+        _solve_right(xp, W, k, n, j, k, rnd)
     return W
 
 
-def _syrk(xp, W, r0, r1, k0, k1, leaf):
+def _syrk(xp, W, r0, r1, k0, k1, leaf, rnd=identity):
     """Lower triangle of ``W[r0:r1, r0:r1] -= W[r0:r1, k0:k1] W[r0:r1, k0:k1]^H``,
     recursively: two diagonal halves and one off-diagonal GEMM (recursive
     xSYRK/xHERK, Gustavson 1997), so the flops stay near half a GEMM's."""
     p = r1 - r0
     if p <= leaf:
-        _update(xp, W, r0, r1, r0, r1, k0, k1)
+        _update(xp, W, r0, r1, r0, r1, k0, k1, rnd)
         return
     h = r0 + p // 2
-    _syrk(xp, W, r0, h, k0, k1, leaf)
-    _update(xp, W, h, r1, r0, h, k0, k1)
-    _syrk(xp, W, h, r1, k0, k1, leaf)
+    _syrk(xp, W, r0, h, k0, k1, leaf, rnd)
+    _update(xp, W, h, r1, r0, h, k0, k1, rnd)
+    _syrk(xp, W, h, r1, k0, k1, leaf, rnd)
 
 
-def potrf_recursive(xp, W, c0, c1, leaf, syrk_leaf=SYRK_LEAF):
+def potrf_recursive(xp, W, c0, c1, leaf, syrk_leaf=SYRK_LEAF, rnd=identity):
     """Recursive Cholesky of the diagonal block ``W[c0:c1, c0:c1]``, in place.
 
     Gustavson 1997; Ahmed & Pingali 2000; LAPACK 3.6 xPOTRF2.  Split in
@@ -179,13 +197,13 @@ def potrf_recursive(xp, W, c0, c1, leaf, syrk_leaf=SYRK_LEAF):
     """
     nc = c1 - c0
     if nc <= leaf:
-        _potf2(xp, W, c0, c1)
+        _potf2(xp, W, c0, c1, rnd)
         return W
     h = c0 + nc // 2
-    potrf_recursive(xp, W, c0, h, leaf, syrk_leaf)
-    _solve_right(xp, W, h, c1, c0, h)
-    _syrk(xp, W, h, c1, c0, h, syrk_leaf)
-    potrf_recursive(xp, W, h, c1, leaf, syrk_leaf)
+    potrf_recursive(xp, W, c0, h, leaf, syrk_leaf, rnd)
+    _solve_right(xp, W, h, c1, c0, h, rnd)
+    _syrk(xp, W, h, c1, c0, h, syrk_leaf, rnd)
+    potrf_recursive(xp, W, h, c1, leaf, syrk_leaf, rnd)
     return W
 
 
@@ -200,16 +218,23 @@ def _lower(xp, W):
 
 def _factor(A, who, run):
     xp = _xp.namespace(A)
+    ar = arithmetic(A.dtype) if _xp.is_numpy(xp) else None
+    if ar is not None and ar.emulated:
+        # Emulated format: a float32 Fortran-ordered copy, rounded after every op.
+        W = ar.load(A, order="F")
+        _xp.check_square(xp, W, who)
+        run(xp, W, ar.rnd)
+        return Cholesky(ar.out(_lower(xp, W)))
     _xp.check_square(xp, A, who)
     _check_real_diagonal(xp, A)
     W = _xp.workspace(xp, A)
-    run(xp, W)
+    run(xp, W, identity)
     return Cholesky(_lower(xp, W))
 
 
 # --------------------------------------------------------------------- impls
 
-_COMMON = {"backend": "numpy", "dtypes": _DTYPES, "layout": "F"}
+_COMMON = {"backend": "numpy", "dtypes": _DTYPES + EMULATED, "layout": "F"}
 
 
 @register("cholesky", "blocked", family="blocked",
@@ -252,7 +277,7 @@ def cholesky_blocked(A, *, block=128) -> Cholesky:
     block = _xp.check_block("block", block)
     if block < 1:
         raise ValueError(f"block must be >= 1, got {block}")
-    return _factor(A, "cholesky/blocked", lambda xp, W: potrf_blocked(xp, W, block))
+    return _factor(A, "cholesky/blocked", lambda xp, W, rnd: potrf_blocked(xp, W, block, rnd))
 
 
 @register("cholesky", "recursive", family="recursive",
@@ -295,4 +320,4 @@ def cholesky_recursive(A, *, block=32) -> Cholesky:
     if block < 1:
         raise ValueError(f"block must be >= 1, got {block}")
     return _factor(A, "cholesky/recursive",
-                   lambda xp, W: potrf_recursive(xp, W, 0, W.shape[0], block))
+                   lambda xp, W, rnd: potrf_recursive(xp, W, 0, W.shape[0], block, rnd=rnd))

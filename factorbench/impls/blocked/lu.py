@@ -20,6 +20,16 @@ TRSM 0.11 s, leaf panels 0.065 s, laswp 0.03 s, unpacking 0.015 s; its BLAS-3
 calls alone take 0.41 s, so the Python-level remainder is about 20%.  At
 n = 2048 it is 0.70x to 0.75x; at n <= 512 the per-column Python work
 dominates (0.3x at n = 512, 0.16x at n = 256, one BLAS thread).
+
+Emulated float16/bfloat16 (NumPy input only; the shared mechanism of
+:mod:`factorbench.impls.textbook._emulate`): the factorization runs on a
+Fortran-ordered float32 copy through the same kernels, SciPy's float32 BLAS
+included, with ``rnd`` rounding to the format after every operation: in the
+panel each multiplier and each entry of each rank-1 update; each TRSM block
+``U12 = L11^{-1} A12`` and each GEMM block update ``A22 - L21 U12``
+accumulated in float32 and rounded once per entry (the block FMA model of
+Blanchard et al. 2020).  The native paths are the unchanged code
+(``rnd is identity``).
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ import numpy as np
 from factorbench.impls import NATIVE_COMPLEX, NATIVE_REAL, register
 from factorbench.impls.blocked import _xp
 from factorbench.impls.results import LU
+from factorbench.impls.textbook._emulate import EMULATED, arithmetic, identity
 
 __all__ = ["lu_blocked", "lu_recursive", "getrf_blocked", "getrf_recursive"]
 
@@ -38,7 +49,7 @@ _DTYPES = NATIVE_REAL + NATIVE_COMPLEX
 # ------------------------------------------------------------------ kernels
 
 
-def _getf2(xp, W, ipiv, c0, c1):
+def _getf2(xp, W, ipiv, c0, c1, rnd=identity):
     """Unblocked LU with partial pivoting of the panel ``W[c0:, c0:c1]``, in place.
 
     Parameters
@@ -49,6 +60,9 @@ def _getf2(xp, W, ipiv, c0, c1):
         interchanges are applied to the panel's columns only.
     ipiv : ndarray (n,) of int32, host
         ``ipiv[c0:c1]`` receives the absolute 0-based pivot rows.
+    rnd : callable
+        Rounding to an emulated format (NumPy only), applied to the
+        multipliers and to each rank-1 update.
 
     Notes
     -----
@@ -79,7 +93,10 @@ def _getf2(xp, W, ipiv, c0, c1):
         if numpy:
             if piv == 0:
                 continue
-            W[j + 1:, j] /= piv
+            if rnd is identity:
+                W[j + 1:, j] /= piv
+            else:
+                W[j + 1:, j] = rnd(W[j + 1:, j] / piv)
         else:
             # No host sync: a zero pivot has a zero column below it, and
             # dividing by 1 instead leaves that column (and the update) zero.
@@ -92,26 +109,33 @@ def _getf2(xp, W, ipiv, c0, c1):
             # one walks memory across the grain (4x to 10x slower at 16 to 64
             # columns, measured).
             upd = (W[j:j + 1, j + 1:c1].T * W[j + 1:, j:j + 1].T).T
-            if numpy:
+            if numpy and rnd is identity:
                 W[j + 1:, j + 1:c1] -= upd
+            elif numpy:
+                W[j + 1:, j + 1:c1] = rnd(W[j + 1:, j + 1:c1] - upd)
             else:  # the standard leaves writes through views unspecified
                 W[j + 1:, j + 1:c1] = W[j + 1:, j + 1:c1] - upd
 
 
-def _trsm_gemm(xp, W, r0, r1, c0, c1):
+def _trsm_gemm(xp, W, r0, r1, c0, c1, rnd=identity):
     """Finish the block row/column after the panel ``W[r0:, r0:r1]`` is factored:
     ``U12 = L11^{-1} A12`` for rows ``r0:r1`` of columns ``c0:c1``, then
-    ``A22 -= L21 U12`` for rows ``r1:``."""
+    ``A22 -= L21 U12`` for rows ``r1:``.  ``rnd`` (emulated formats) rounds
+    each block once, after its TRSM and after its GEMM."""
     B = W[r0:r1, c0:c1]
     X = _xp.trsm(xp, W[r0:r1, r0:r1], B, lower=True, unit=True)
     _xp.write_back(W, slice(r0, r1), slice(c0, c1), X, B)
+    if rnd is not identity:
+        W[r0:r1, c0:c1] = rnd(W[r0:r1, c0:c1])
     if r1 < W.shape[0]:
         C = W[r1:, c0:c1]
         X = _xp.gemm_update(xp, C, W[r1:, r0:r1], W[r0:r1, c0:c1])
         _xp.write_back(W, slice(r1, None), slice(c0, c1), X, C)
+        if rnd is not identity:
+            W[r1:, c0:c1] = rnd(W[r1:, c0:c1])
 
 
-def getrf_blocked(xp, W, ipiv, nb):
+def getrf_blocked(xp, W, ipiv, nb, rnd=identity):
     """Right-looking blocked LU of the square working array ``W``, in place.
 
     GVL 2013, §3.4 (block Gaussian elimination with partial pivoting);
@@ -123,15 +147,15 @@ def getrf_blocked(xp, W, ipiv, nb):
     n = W.shape[0]
     for j in range(0, n, nb):
         k = min(j + nb, n)
-        _getf2(xp, W, ipiv, j, k)
+        _getf2(xp, W, ipiv, j, k, rnd)
         _xp.laswp(xp, W, ipiv, j, k, slice(0, j))
         if k < n:
             _xp.laswp(xp, W, ipiv, j, k, slice(k, n))
-            _trsm_gemm(xp, W, j, k, k, n)
+            _trsm_gemm(xp, W, j, k, k, n, rnd)
     return W
 
 
-def getrf_recursive(xp, W, ipiv, c0, c1, leaf):
+def getrf_recursive(xp, W, ipiv, c0, c1, leaf, rnd=identity):
     """Toledo's recursive LU of the panel ``W[c0:, c0:c1]``, in place.
 
     Toledo 1997, SIAM J. Matrix Anal. Appl. 18(4); LAPACK 3.6 xGETRF2.  Split
@@ -146,13 +170,13 @@ def getrf_recursive(xp, W, ipiv, c0, c1, leaf):
     """
     nc = c1 - c0
     if nc <= leaf:
-        _getf2(xp, W, ipiv, c0, c1)
+        _getf2(xp, W, ipiv, c0, c1, rnd)
         return W
     h = c0 + nc // 2
-    getrf_recursive(xp, W, ipiv, c0, h, leaf)
+    getrf_recursive(xp, W, ipiv, c0, h, leaf, rnd)
     _xp.laswp(xp, W, ipiv, c0, h, slice(h, c1))
-    _trsm_gemm(xp, W, c0, h, h, c1)
-    getrf_recursive(xp, W, ipiv, h, c1, leaf)
+    _trsm_gemm(xp, W, c0, h, h, c1, rnd)
+    getrf_recursive(xp, W, ipiv, h, c1, leaf, rnd)
     _xp.laswp(xp, W, ipiv, h, c1, slice(c0, h))
     return W
 
@@ -184,16 +208,25 @@ def _unpack(xp, W, ipiv) -> LU:
 
 def _factor(A, who, run):
     xp = _xp.namespace(A)
+    ar = arithmetic(A.dtype) if _xp.is_numpy(xp) else None
+    if ar is not None and ar.emulated:
+        # Emulated format: a float32 Fortran-ordered copy, rounded after every op.
+        W = ar.load(A, order="F")
+        _xp.check_square(xp, W, who)
+        ipiv = np.zeros(W.shape[0], dtype=np.int32)
+        run(xp, W, ipiv, ar.rnd)
+        res = _unpack(xp, W, ipiv)
+        return LU(res.perm, ar.out(res.L), ar.out(res.U), extras=res.extras)
     _xp.check_square(xp, A, who)
     W = _xp.workspace(xp, A)
     ipiv = np.zeros(W.shape[0], dtype=np.int32)
-    run(xp, W, ipiv)
+    run(xp, W, ipiv, identity)
     return _unpack(xp, W, ipiv)
 
 
 # --------------------------------------------------------------------- impls
 
-_COMMON = {"backend": "numpy", "dtypes": _DTYPES, "layout": "F"}
+_COMMON = {"backend": "numpy", "dtypes": _DTYPES + EMULATED, "layout": "F"}
 
 
 @register("lu", "blocked", family="blocked", parameters={"block": [32, 64, 128, 256]},
@@ -204,7 +237,10 @@ def lu_blocked(A, *, block=32) -> LU:
     Parameters
     ----------
     A : array (n, n), overwritten
-        float32, float64, complex64 or complex128, any array-API namespace.
+        float32, float64, complex64 or complex128, any array-API namespace;
+        or a NumPy float16 / bfloat16 array (emulated: float32 arithmetic
+        rounded to the format after each panel step, TRSM and GEMM block, see
+        the module docstring; factors in the storage dtype).
         A writable Fortran-contiguous NumPy array (what the harness hands
         an impl with ``layout="F"``) is the workspace and is destroyed, as
         ``lu/lapack`` destroys its input; any other input (C order, a
@@ -235,7 +271,8 @@ def lu_blocked(A, *, block=32) -> LU:
     block = _xp.check_block("block", block)
     if block < 1:
         raise ValueError(f"block must be >= 1, got {block}")
-    return _factor(A, "lu/blocked", lambda xp, W, ipiv: getrf_blocked(xp, W, ipiv, block))
+    return _factor(A, "lu/blocked",
+                   lambda xp, W, ipiv, rnd: getrf_blocked(xp, W, ipiv, block, rnd))
 
 
 @register("lu", "recursive", family="recursive", parameters={"block": [4, 8, 16, 32]},
@@ -273,4 +310,5 @@ def lu_recursive(A, *, block=16) -> LU:
     if block < 1:
         raise ValueError(f"block must be >= 1, got {block}")
     return _factor(A, "lu/recursive",
-                   lambda xp, W, ipiv: getrf_recursive(xp, W, ipiv, 0, W.shape[0], block))
+                   lambda xp, W, ipiv, rnd: getrf_recursive(xp, W, ipiv, 0, W.shape[0], block,
+                                                            rnd))

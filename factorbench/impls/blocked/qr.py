@@ -51,6 +51,15 @@ Choices where the design is silent:
   Ahmed & Pingali 2000; Gustavson 1997), which has no block size to tune:
   the impls declare no parameters.  It is private here, independent of the
   blocked Cholesky impl.
+* qr/blocked alone also takes emulated float16/bfloat16 (NumPy input; the
+  shared mechanism of :mod:`factorbench.impls.textbook._emulate`): it runs
+  on a Fortran-ordered float32 copy through the same Householder kernels
+  with ``rnd`` rounding to the format after every operation (the column
+  loop as the textbook ``qr/householder`` does, each T block, each xLARFB
+  and xORGQR block product once per entry; the list is in the
+  :mod:`~factorbench.impls.blocked._householder` module notes), and returns
+  Q and R in the storage dtype.  The native paths are the unchanged code.
+  TSQR and the CholeskyQRs stay native.
 
 References
 ----------
@@ -80,6 +89,7 @@ from factorbench.impls import NATIVE_COMPLEX, NATIVE_REAL, register
 from factorbench.impls.blocked import _householder as hh
 from factorbench.impls.blocked._xp import check_block, is_numpy, namespace, trsm, work_copy
 from factorbench.impls.results import QR
+from factorbench.impls.textbook._emulate import EMULATED, arithmetic, identity
 
 __all__ = ["qr_blocked", "qr_tsqr", "qr_cholqr2_blocked", "qr_scholqr3"]
 
@@ -113,17 +123,28 @@ def _working(A, who):
     return xp, work_copy(xp, A)
 
 
-def _householder_qr(xp, W, block):
-    """Thin (Q, R) of W (m >= n) by :func:`_householder.geqrf` + ``orgqr``, overwriting W."""
+def _householder_qr(xp, W, block, rnd=identity):
+    """Thin (Q, R) of W (m >= n) by :func:`_householder.geqrf` + ``orgqr``, overwriting W;
+    ``rnd`` rounds to an emulated format (NumPy float32 W only)."""
     n = W.shape[1]
-    W, Ts = hh.geqrf(xp, W, block)
-    return hh.orgqr(xp, W, Ts), xp.triu(W[:n, :n])
+    W, Ts = hh.geqrf(xp, W, block, rnd=rnd)
+    return hh.orgqr(xp, W, Ts, rnd), xp.triu(W[:n, :n])
+
+
+def _emulated(A):
+    """The :class:`~factorbench.impls.textbook._emulate.Arithmetic` of A when it is a
+    NumPy array in an emulated format's storage dtype, else None."""
+    if not isinstance(A, np.ndarray):
+        return None
+    ar = arithmetic(A.dtype)
+    return ar if ar.emulated else None
 
 
 # ----------------------------------------------------------------- qr/blocked
 
 
-@register("qr", "blocked", parameters={"block": [64, 128, 256]}, **_COMMON)
+@register("qr", "blocked", parameters={"block": [64, 128, 256]},
+          **{**_COMMON, "dtypes": _COMMON["dtypes"] + EMULATED})
 def qr_blocked(A, *, block=128):
     """Blocked Householder QR (compact WY) with the thin Q by backward accumulation.
 
@@ -132,7 +153,10 @@ def qr_blocked(A, *, block=128):
     A : array (m, n), m >= n
         float32, float64, complex64 or complex128, of any array API
         namespace; overwritten when it is not a C-ordered or read-only
-        NumPy array (see the module notes).
+        NumPy array (see the module notes).  Or a NumPy float16 / bfloat16
+        array (emulated, never overwritten: float32 arithmetic rounded to
+        the format after every operation, see the module notes; Q and R in
+        the storage dtype).
     block : int
         Panel width nb.  The default 128 is within 20% of the best swept
         value at every shape measured below.
@@ -177,6 +201,12 @@ def qr_blocked(A, *, block=128):
     32; below it the Python-level work per column (about 20 us) shows.
     """
     block = check_block("block", block)
+    ar = _emulated(A)
+    if ar is not None:
+        W = ar.load(A, order="F")
+        _, W = _working(W, "qr/blocked")
+        Q, R = _householder_qr(np, W, block, ar.rnd)
+        return QR(ar.out(Q), ar.out(R))
     xp, W = _working(A, "qr/blocked")
     return QR(*_householder_qr(xp, W, block))
 

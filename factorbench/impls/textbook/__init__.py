@@ -25,8 +25,13 @@ Choices where the design is silent:
 * Precision: every operation is done in the input's dtype (float32, float64,
   complex64, complex128), scalars included (NumPy scalars of that dtype,
   never Python floats computed in double); outputs have that dtype.
-  Emulated low precisions are not declared: the per-step vector operations
-  would need a chop after each, which the blocked family does better.
+* Emulated float16/bfloat16 (design section 4) are declared by ``lu/gepp``,
+  ``lu/nopivot``, ``cholesky/textbook``, ``solve/lu``, ``qr/householder``
+  and ``qr/cholqr2``: they compute on a float32 copy and round every step's
+  result to the format with ``chop`` (:mod:`._emulate`, shared with the
+  blocked family: one "work dtype + rounding" helper whose rounding is the
+  identity for native dtypes, so native results are bit-identical); where
+  each rounds is in its kernel's docstring.  The others refuse those dtypes.
 * Inputs are never modified: each impl factors a copy.
 * Complex Householder reflectors follow LAPACK xLARFG (beta real, so diag(R)
   is real and Q = H_1 ... H_n with H = I - tau v v^H); Givens rotations

@@ -1,4 +1,11 @@
-"""Textbook LU (three pivoting strategies) and Cholesky."""
+"""Textbook LU (three pivoting strategies) and Cholesky.
+
+``lu/gepp``, ``lu/nopivot`` and ``cholesky/textbook`` also run the emulated
+formats float16 and bfloat16 (:mod:`._emulate`): the factorization runs on a
+float32 copy, every step's result is rounded to the format (where: see
+:func:`~._kernels.lu_inplace` and :func:`~._kernels.cholesky_lower`) and the
+factors come back in the storage dtype.  ``lu/gecp`` does not declare them.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +13,35 @@ import numpy as np
 
 from factorbench.impls import NATIVE_COMPLEX, NATIVE_REAL, register
 from factorbench.impls.results import LU, Cholesky
+from factorbench.impls.textbook._emulate import EMULATED, arithmetic
 from factorbench.impls.textbook._kernels import cholesky_lower, lu_factors, lu_inplace, working
 
 _DTYPES = NATIVE_REAL + NATIVE_COMPLEX
 _COMMON = {"backend": "numpy", "family": "textbook", "dtypes": _DTYPES}
+#: Impls that round every step to an emulated format also declare float16/bfloat16.
+_EMU = {**_COMMON, "dtypes": _DTYPES + EMULATED}
 
 
-@register("lu", "gepp", max_n=1024, **_COMMON)
+def _lu(A, pivoting):
+    """LU of a copy of A in A's arithmetic: (perm, L, U, growth) in the storage dtype."""
+    A = working(A, square=True, emulated=True)
+    ar = arithmetic(A.dtype)
+    W = ar.load(A)
+    perm, _, growth = lu_inplace(W, pivoting, rnd=ar.rnd)
+    L, U = lu_factors(W)
+    return LU(perm, ar.out(L), ar.out(U), growth_factor_exact=growth)
+
+
+@register("lu", "gepp", max_n=1024, **_EMU)
 def lu_gepp(A):
     """LU with partial pivoting by outer-product Gaussian elimination.
 
     Parameters
     ----------
     A : ndarray (n, n)
-        float32, float64, complex64 or complex128; not modified.
+        float32, float64, complex64 or complex128, or emulated float16 /
+        bfloat16 (computed in float32, the multipliers and every entry of each
+        rank-1 update rounded to the format); not modified.
 
     Returns
     -------
@@ -27,7 +49,8 @@ def lu_gepp(A):
         ``perm`` (n,) intp, ``L`` (n, n) unit lower, ``U`` (n, n) upper, in A's
         dtype, with ``A[perm] = L @ U``; ``growth_factor_exact`` is
         max_k max|A^(k)| / max|A| over every active Schur complement
-        (Higham 2002, eq. 9.6): exactly 2^(n-1) for Wilkinson's matrix.
+        (Higham 2002, eq. 9.6): exactly 2^(n-1) for Wilkinson's matrix; for
+        an emulated format it is taken over the rounded Schur complements.
 
     Notes
     -----
@@ -35,21 +58,18 @@ def lu_gepp(A):
     LAPACK xGETF2 (unblocked xGETRF).  Ties in the pivot search go to the
     first row, as IxAMAX does.
     """
-    A = working(A, square=True)
-    W = A.copy()
-    perm, _, growth = lu_inplace(W, "partial")
-    L, U = lu_factors(W)
-    return LU(perm, L, U, growth_factor_exact=growth)
+    return _lu(A, "partial")
 
 
-@register("lu", "nopivot", max_n=1024, stable=False, **_COMMON)
+@register("lu", "nopivot", max_n=1024, stable=False, **_EMU)
 def lu_nopivot(A):
     """LU without pivoting (Gaussian elimination as first taught).
 
     Parameters
     ----------
     A : ndarray (n, n)
-        Not modified.
+        Not modified.  Native dtypes, or emulated float16 / bfloat16 rounded
+        as in ``lu/gepp``.
 
     Returns
     -------
@@ -64,12 +84,8 @@ def lu_nopivot(A):
     the backward error, unbounded.  An exact zero pivot is not trapped: the
     factors come back with Inf/NaN and the harness records the failure.
     """
-    A = working(A, square=True)
-    W = A.copy()
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        perm, _, growth = lu_inplace(W, "none")
-    L, U = lu_factors(W)
-    return LU(perm, L, U, growth_factor_exact=growth)
+        return _lu(A, "none")
 
 
 @register("lu", "gecp", max_n=256, **_COMMON)
@@ -103,7 +119,7 @@ def lu_gecp(A):
     return LU(perm, L, U, growth_factor_exact=growth, col_perm=q)
 
 
-@register("cholesky", "textbook", max_n=1024, **_COMMON)
+@register("cholesky", "textbook", max_n=1024, **_EMU)
 def cholesky_textbook(A):
     """Cholesky factorization A = L L^H of a symmetric/Hermitian positive definite A.
 
@@ -111,7 +127,10 @@ def cholesky_textbook(A):
     ----------
     A : ndarray (n, n)
         Only the lower triangle is read (the diagonal must be real for
-        complex A); not modified.
+        complex A); not modified.  Emulated float16 / bfloat16 are computed
+        in float32 with each pivot, square root, column update (a
+        matrix-vector product accumulated in float32, rounded once) and
+        quotient rounded to the format.
 
     Returns
     -------
@@ -132,5 +151,6 @@ def cholesky_textbook(A):
     reads the lower triangle only (the outer-product form would update the
     whole trailing square for the same result).
     """
-    A = working(A, square=True)
-    return Cholesky(cholesky_lower(A))
+    A = working(A, square=True, emulated=True)
+    ar = arithmetic(A.dtype)
+    return Cholesky(ar.out(cholesky_lower(ar.load(A) if ar.emulated else A, rnd=ar.rnd)))

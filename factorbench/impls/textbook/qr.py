@@ -1,4 +1,9 @@
-"""Textbook QR: Householder, Givens, Gram-Schmidt variants, CholeskyQR, and QRCP."""
+"""Textbook QR: Householder, Givens, Gram-Schmidt variants, CholeskyQR, and QRCP.
+
+``qr/householder`` and ``qr/cholqr2`` also run the emulated formats float16
+and bfloat16 (:mod:`._emulate`): float32 work arrays, every step rounded to
+the format as their docstrings say, factors returned in the storage dtype.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import numpy as np
 
 from factorbench.impls import NATIVE_COMPLEX, NATIVE_REAL, register
 from factorbench.impls.results import QR, QRCP
+from factorbench.impls.textbook._emulate import EMULATED, arithmetic
+from factorbench.impls.textbook._emulate import identity as _identity
 from factorbench.impls.textbook._kernels import (
     cholesky_lower,
     form_q,
@@ -17,16 +24,21 @@ from factorbench.impls.textbook._kernels import (
 
 _DTYPES = NATIVE_REAL + NATIVE_COMPLEX
 _COMMON = {"backend": "numpy", "family": "textbook", "dtypes": _DTYPES}
+_EMU = {**_COMMON, "dtypes": _DTYPES + EMULATED}
 
 
-@register("qr", "householder", max_n=1024, **_COMMON)
+@register("qr", "householder", max_n=1024, **_EMU)
 def qr_householder(A):
     """Householder QR with the thin Q accumulated backward.
 
     Parameters
     ----------
     A : ndarray (m, n), m >= n
-        float32, float64, complex64 or complex128; not modified.
+        float32, float64, complex64 or complex128, or emulated float16 /
+        bfloat16: float32 arithmetic with the rounding to the format of
+        :func:`~._kernels.householder_inplace` (the norm, beta, tau and v of
+        each reflector; ``v^H C`` once per column, then ``C - v w``
+        entrywise), the same for the accumulation of Q; not modified.
 
     Returns
     -------
@@ -41,11 +53,12 @@ def qr_householder(A):
     Reflectors follow xLARFG, so R has a real diagonal for complex A too.
     Backward stable with ||I - Q^H Q|| = O(m u) whatever kappa(A).
     """
-    A = working(A, tall=True)
-    W = A.copy()
-    tau, _ = householder_inplace(W)
+    A = working(A, tall=True, emulated=True)
+    ar = arithmetic(A.dtype)
+    W = ar.load(A)
+    tau, _ = householder_inplace(W, rnd=ar.rnd)
     n = A.shape[1]
-    return QR(form_q(W, tau), np.triu(W[:n, :n]))
+    return QR(ar.out(form_q(W, tau, rnd=ar.rnd)), ar.out(np.triu(W[:n, :n])))
 
 
 @register("qr", "givens", max_n=256, **_COMMON)
@@ -207,11 +220,17 @@ def qr_mgs(A):
     return QR(V, R)
 
 
-def _cholqr(A):
-    """One CholeskyQR pass: R = chol(A^H A)^H, Q = A R^{-1}."""
-    G = A.conj().T @ A
-    R = cholesky_lower(G).conj().T
-    return solve_right_upper(A, R), R
+def _cholqr(A, rnd=_identity):
+    """One CholeskyQR pass: R = chol(A^H A)^H, Q = A R^{-1}.
+
+    ``rnd`` (emulated formats): the Gram matrix is one GEMM accumulated in
+    float32 and rounded once per entry; the Cholesky factorization and the
+    substitutions for Q round as :func:`~._kernels.cholesky_lower` and
+    :func:`~._kernels.solve_lower` do.
+    """
+    G = rnd(A.conj().T @ A)
+    R = cholesky_lower(G, rnd=rnd).conj().T
+    return solve_right_upper(A, R, rnd=rnd), R
 
 
 @register("qr", "cholqr", max_n=1024, stable=False, **_COMMON)
@@ -246,14 +265,18 @@ def qr_cholqr(A):
     return QR(Q, R)
 
 
-@register("qr", "cholqr2", max_n=1024, **_COMMON)
+@register("qr", "cholqr2", max_n=1024, **_EMU)
 def qr_cholqr2(A):
     """CholeskyQR2: CholeskyQR applied twice, R = R_2 R_1.
 
     Parameters
     ----------
     A : ndarray (m, n), m >= n
-        float32, float64, complex64 or complex128; not modified.
+        float32, float64, complex64 or complex128, or emulated float16 /
+        bfloat16 (float32 arithmetic; each Gram matrix and R2 R1 rounded once
+        per entry, Cholesky and substitutions rounded per step, see
+        :func:`_cholqr`); not modified.  In bfloat16, u^{-1/2} = 16: the
+        method's condition (kappa(A) << u^{-1/2}) leaves little room.
 
     Returns
     -------
@@ -274,12 +297,15 @@ def qr_cholqr2(A):
     kappa(A) < ~u^{-1/2}, and the second pass then gives orthogonality and
     residual O(u); beyond that the first Cholesky breaks down (raises).
     """
-    A = working(A, tall=True)
-    Q1, R1 = _cholqr(A)
-    Q, R2 = _cholqr(Q1)
+    A = working(A, tall=True, emulated=True)
+    ar = arithmetic(A.dtype)
+    rnd = ar.rnd
+    Q1, R1 = _cholqr(ar.load(A) if ar.emulated else A, rnd)
+    Q, R2 = _cholqr(Q1, rnd)
     # The product of two upper triangular matrices is upper triangular;
     # triu only discards the exact zeros GEMM summed below the diagonal.
-    return QR(Q, np.triu(R2 @ R1))
+    # Emulated formats: R2 R1 is one GEMM rounded once per entry.
+    return QR(ar.out(Q), ar.out(np.triu(rnd(R2 @ R1))))
 
 
 @register("qrcp", "householder", max_n=1024, **_COMMON)

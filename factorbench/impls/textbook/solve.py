@@ -1,4 +1,9 @@
-"""Textbook linear solvers and least squares built on the textbook factorizations."""
+"""Textbook linear solvers and least squares built on the textbook factorizations.
+
+``solve/lu`` also runs the emulated formats float16 and bfloat16
+(:mod:`._emulate`): LU and both substitutions on float32 copies with every
+step rounded to the format; x comes back in the storage dtype.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import numpy as np
 
 from factorbench.impls import NATIVE_COMPLEX, NATIVE_REAL, register
 from factorbench.impls.results import Lstsq, Solve
+from factorbench.impls.textbook._emulate import EMULATED, arithmetic, identity
 from factorbench.impls.textbook._kernels import (
     apply_qh,
     cholesky_lower,
@@ -19,24 +25,31 @@ from factorbench.impls.textbook._kernels import (
 
 _DTYPES = NATIVE_REAL + NATIVE_COMPLEX
 _COMMON = {"backend": "numpy", "family": "textbook", "dtypes": _DTYPES}
+_EMU = {**_COMMON, "dtypes": _DTYPES + EMULATED}
 
 
-def _lu_for_solve(A):
-    """Partial-pivoting LU of a copy of A (combined storage) and its row permutation."""
-    W = A.copy()
+def _lu_for_solve(A, ar=None):
+    """Partial-pivoting LU of a copy of A (combined storage) and its row permutation,
+    in the arithmetic ``ar`` (default: A's native dtype)."""
+    W = A.copy() if ar is None else ar.load(A)
+    rnd = ar.rnd if ar is not None else identity
     # The solvers do not report a growth factor, so they skip its O(n^3) tracking.
-    perm, _, _ = lu_inplace(W, "partial", track_growth=False)
+    perm, _, _ = lu_inplace(W, "partial", track_growth=False, rnd=rnd)
     return W, perm
 
 
-@register("solve", "lu", max_n=1024, **_COMMON)
+@register("solve", "lu", max_n=1024, **_EMU)
 def solve_lu(A, b):
     """Solve A x = b with the partial-pivoting LU of ``lu/gepp`` and two substitutions.
 
     Parameters
     ----------
     A : ndarray (n, n)
-        float32, float64, complex64 or complex128; not modified.
+        float32, float64, complex64 or complex128, or emulated float16 /
+        bfloat16 (float32 arithmetic, every elimination step and every
+        substitution row rounded to the format: see
+        :func:`~._kernels.lu_inplace`, :func:`~._kernels.solve_lower`); not
+        modified.
     b : ndarray (n,)
         Right-hand side (cast to A's dtype); not modified.
 
@@ -52,11 +65,13 @@ def solve_lu(A, b):
     (xGETRF + xGETRS).  Backward stable in practice: the normwise backward
     error is O(n u) times the growth factor.
     """
-    A = working(A, square=True)
-    x = rhs_vector(A, b)
-    W, perm = _lu_for_solve(A)
-    x = solve_lower(W, x[perm], unit=True)
-    return Solve(solve_upper(W, x))
+    A = working(A, square=True, emulated=True)
+    ar = arithmetic(A.dtype)
+    # b is rounded to the format first (exact when it is already stored in it).
+    x = ar.rnd(rhs_vector(A, b, dtype=ar.work)) if ar.emulated else rhs_vector(A, b)
+    W, perm = _lu_for_solve(A, ar)
+    x = solve_lower(W, x[perm], unit=True, rnd=ar.rnd)
+    return Solve(ar.out(solve_upper(W, x, rnd=ar.rnd)))
 
 
 @register("solve", "inv", max_n=1024, stable=False, **_COMMON)
