@@ -396,7 +396,10 @@ PRESETS: dict[str, dict] = {
         # one block size, smaller than n, so the blocked paths run (the blas3
         # preset sweeps them), and one setting of each randomized method (the
         # randomized preset sweeps them)
-        "params": {"block": [32], "p": [10], "q": [2], "sketch": ["gaussian"]},
+        # and refinement from float32 and emulated bfloat16 factors (float16 and its
+        # slow GMRES-IR run in the standard preset)
+        "params": {"block": [32], "p": [10], "q": [2], "sketch": ["gaussian"],
+                   "factor": ["float32", "bfloat16"]},
         "min_time": 0.01,
         "max_repeats": 10,
         "max_time": 0.5,

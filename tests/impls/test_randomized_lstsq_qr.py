@@ -102,10 +102,10 @@ def rankdef(rng, n, r, cplx=False):
 
 
 def test_registry_metadata():
-    params = {"lstsq/sketch-solve": {"sketch": ["sparse", "gaussian", "srht"], "factor": [4]},
+    params = {"lstsq/sketch-solve": {"sketch": ["sparse", "gaussian", "srht"], "gamma": [4]},
               "lstsq/sketch-precondition": {"sketch": ["sparse", "gaussian", "srht"],
-                                            "factor": [4]},
-              "qr/rand-cholqr": {"sketch": ["sparse", "gaussian", "srht"], "factor": [2]},
+                                            "gamma": [4]},
+              "qr/rand-cholqr": {"sketch": ["sparse", "gaussian", "srht"], "gamma": [2]},
               "qrcp/randomized": {"block": [32, 64], "p": [8]}}
     for impl_id, want in params.items():
         impl = get(impl_id)
@@ -140,7 +140,7 @@ STRICT += [("qrcp/randomized", {"block": 8, "p": 4}), ("qrcp/randomized", {"bloc
 def test_array_api_strict_matches_numpy(impl_id, params, dtype):
     """Same function, same seed on array-api-strict: results stay in that namespace,
     in the working precision, and agree with the NumPy run to rounding (the bounds
-    of the module docstring; kappa(S A) <= 3 kappa(A) at factor 4, eps = 1/2)."""
+    of the module docstring; kappa(S A) <= 3 kappa(A) at gamma 4, eps = 1/2)."""
     m, n, kappa = 120, 12, 100.0
     u = unit_roundoff(dtype)
     A, b, x = lstsq_problem(("strict", impl_id, dtype), m, n, kappa, dtype)
@@ -432,8 +432,8 @@ def test_lstsq_bad_input(impl_id):
     with pytest.raises(ValueError, match="sketch must be one of"):
         f(A, b, sketch="countsketch")
     for bad in (0, -1, 2.5, True, "4"):
-        with pytest.raises(ValueError, match="factor must be an integer"):
-            f(A, b, factor=bad)
+        with pytest.raises(ValueError, match="gamma must be an integer"):
+            f(A, b, gamma=bad)
     with pytest.raises(TypeError):
         f(A.astype(np.float16), b)
     with pytest.raises(TypeError, match="complex right-hand side"):
@@ -452,8 +452,8 @@ def test_bad_parameters():
         rqr.qrcp_randomized(A, p=-1)
     with pytest.raises(ValueError, match="sketch must be one of"):
         rqr.qr_rand_cholqr(A, sketch="dense")
-    with pytest.raises(ValueError, match="factor must be an integer"):
-        rqr.qr_rand_cholqr(A, factor=0)
+    with pytest.raises(ValueError, match="gamma must be an integer"):
+        rqr.qr_rand_cholqr(A, gamma=0)
     with pytest.raises(ValueError, match="m >= n"):
         rqr.qr_rand_cholqr(np.ones((3, 5)))
     for f in QRS.values():

@@ -1,6 +1,6 @@
 """Randomized least squares: sketch-and-solve and sketch-and-precondition (LSQR).
 
-Both draw a sketch ``S`` (d x m, d = factor * n clipped to m, see
+Both draw a sketch ``S`` (d x m, d = gamma * n clipped to m, gamma as in Blendenpik; see
 :mod:`~factorbench.impls.randomized._sketch`) and factor the small sketch
 ``S A = Q_s R`` (d x n) with the namespace's Householder QR
 (``xp.linalg.qr``; LAPACK xGEQRF + xORGQR on NumPy).  They are written once
@@ -12,9 +12,9 @@ family "randomized", native real and complex dtypes:
 id                              stable  parameters                   method
 ==============================  ======  ===========================  ===============================
 lstsq/sketch-solve              no      sketch sparse|gaussian|srht  x = argmin ||S (A x - b)||
-                                        factor 4
+                                        gamma 4
 lstsq/sketch-precondition       yes     sketch sparse|gaussian|srht  LSQR on A R^{-1}, warm-started
-                                        factor 4                     at the sketch-and-solve x
+                                        gamma 4                     at the sketch-and-solve x
 ==============================  ======  ===========================  ===============================
 
 Why sketch-and-solve is marked unstable: its residual is within a factor
@@ -81,7 +81,7 @@ Choices where the literature leaves options, and why:
   at the price of a smaller btol than the data's accuracy justifies.
 * Convergence: the singular values of M lie in [1 - eps, 1 + eps] for an
   eps-subspace embedding, so LSQR (CG on the normal equations of M) reduces
-  the error by about eps per iteration, eps ~ sqrt(n / d) = 0.5 at factor 4.
+  the error by about eps per iteration, eps ~ sqrt(n / d) = 0.5 at gamma 4.
   Besides SciPy's tests, the iteration stops once a step changes y by less
   than u ||y|| (istop 8, :func:`lsqr`'s ``stagnation``): with kappa(M) = O(1)
   the error is within a constant of the step, so later steps cannot change
@@ -110,7 +110,7 @@ Choices where the literature leaves options, and why:
 Where the time goes (reference machine, 2 cores, float64, 20000 x 200,
 kappa = 1e10, ||r|| = 1e-10 ||A x|| orthogonal to range(A), min of 7 in one
 process, nothing else running): xGELS 66-83 ms, xGELSD 70-72 ms;
-sketch-precondition 45-48 ms with the srht sketch (factor 4 to 12, 19 to 11
+sketch-precondition 45-48 ms with the srht sketch (gamma 4 to 12, 19 to 11
 iterations), 65-72 ms with the sparse one, forward error 0.6-1x xGELS's.
 Each LSQR iteration reads A twice (``A v`` 0.5 ms and ``A^H w`` 0.35 ms,
 memory-bound); the srht sketch is one multithreaded DCT of A (about 17 ms),
@@ -161,7 +161,7 @@ from factorbench.impls.results import Lstsq
 __all__ = ["lstsq_sketch_solve", "lstsq_sketch_precondition", "lsqr", "MAXITER"]
 
 _COMMON = {"backend": "numpy", "family": "randomized", "dtypes": NATIVE_REAL + NATIVE_COMPLEX}
-_SKETCH_PARAMS = {"sketch": ["sparse", "gaussian", "srht"], "factor": [4]}
+_SKETCH_PARAMS = {"sketch": ["sparse", "gaussian", "srht"], "gamma": [4]}
 
 #: LSQR's iteration cap: about twice the ~50 iterations eps = 0.5 needs from O(1) to u.
 MAXITER = 100
@@ -191,12 +191,12 @@ def _input(A, b, who):
     return xp, xp.reshape(xp.astype(b, A.dtype, copy=False), (m, 1))
 
 
-def _rows(sketch_kind, factor, m, n):
-    """The sketch dimension d = factor * n clipped to m, after checking the parameters."""
+def _rows(sketch_kind, gamma, m, n):
+    """The sketch dimension d = gamma * n clipped to m, after checking the parameters."""
     if sketch_kind not in SKETCHES:
         raise ValueError(f"sketch must be one of {', '.join(SKETCHES)}; got {sketch_kind!r}")
-    factor = check_count("factor", factor)
-    return min(factor * n, m)
+    gamma = check_count("gamma", gamma)
+    return min(gamma * n, m)
 
 
 def _sketch_qr(xp, A, b, kind, d, rng):
@@ -216,7 +216,7 @@ def _empty(xp, A):
 
 
 @register("lstsq", "sketch-solve", stable=False, parameters=_SKETCH_PARAMS, layout="C", **_COMMON)
-def lstsq_sketch_solve(A, b, *, sketch="sparse", factor=4, rng=None):
+def lstsq_sketch_solve(A, b, *, sketch="sparse", gamma=4, rng=None):
     """Sketch-and-solve least squares: ``x = argmin ||S (A x - b)||_2`` by QR of S A.
 
     Parameters
@@ -228,8 +228,8 @@ def lstsq_sketch_solve(A, b, *, sketch="sparse", factor=4, rng=None):
         Cast to A's dtype.  Not modified.
     sketch : {"sparse", "gaussian", "srht"}
         The sketching operator (:mod:`._sketch`).
-    factor : int >= 1
-        Sketch rows d = factor * n, clipped to m.
+    gamma : int >= 1
+        Sketch rows d = gamma * n, clipped to m.
     rng : None, int, SeedSequence or numpy.random.Generator
         Normalised once; a seed gives bit-identical results.
 
@@ -251,7 +251,7 @@ def lstsq_sketch_solve(A, b, *, sketch="sparse", factor=4, rng=None):
     """
     xp, bcol = _input(A, b, "lstsq/sketch-solve")
     m, n = A.shape
-    d = _rows(sketch, factor, m, n)
+    d = _rows(sketch, gamma, m, n)
     if n == 0:
         return _empty(xp, A)
     rng = normalize_rng(rng)
@@ -264,12 +264,12 @@ def lstsq_sketch_solve(A, b, *, sketch="sparse", factor=4, rng=None):
 
 
 @register("lstsq", "sketch-precondition", parameters=_SKETCH_PARAMS, layout="F", **_COMMON)
-def lstsq_sketch_precondition(A, b, *, sketch="sparse", factor=4, maxiter=MAXITER, rng=None):
+def lstsq_sketch_precondition(A, b, *, sketch="sparse", gamma=4, maxiter=MAXITER, rng=None):
     """Sketch-and-precondition least squares: LSQR on ``A R^{-1}``, warm-started.
 
     Parameters
     ----------
-    A, b, sketch, factor, rng
+    A, b, sketch, gamma, rng
         As :func:`lstsq_sketch_solve` (A and b are not modified).
     maxiter : int >= 0
         LSQR iteration cap.
@@ -303,12 +303,12 @@ def lstsq_sketch_precondition(A, b, *, sketch="sparse", factor=4, maxiter=MAXITE
 
     Cost: the sketch and 2 d n^2 for its QR, then per iteration two passes
     over A (``A v`` and ``A^H w``, 4 m n flops) and two triangular solves
-    (2 n^2): about 20 iterations at factor 4 (the step test), memory-bound
+    (2 n^2): about 20 iterations at gamma 4 (the step test), memory-bound
     matrix-vector products against the 2 m n^2 compute-bound flops of xGELS.
     """
     xp, bcol = _input(A, b, "lstsq/sketch-precondition")
     m, n = A.shape
-    d = _rows(sketch, factor, m, n)
+    d = _rows(sketch, gamma, m, n)
     maxiter = check_count("maxiter", maxiter, minimum=0)
     if n == 0:
         return _empty(xp, A)

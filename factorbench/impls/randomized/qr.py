@@ -12,7 +12,7 @@ CuPy and on array-api-strict.  Registered with backend "numpy", family
 id                  stable  parameters                     method
 ==================  ======  =============================  =====================================
 qr/rand-cholqr      yes*    sketch sparse|gaussian|srht,   QR of S A preconditions CholeskyQR2,
-                            factor 2                       kappa(A) up to ~1/u
+                            gamma 2                       kappa(A) up to ~1/u
 qrcp/randomized     yes     block 32, 64; p 8              HQRRP: pivots from a Gaussian sketch,
                                                            blocked Householder QR
 ==================  ======  =============================  =====================================
@@ -37,9 +37,9 @@ Choices where the literature leaves options, and why:
   (Yamamoto et al. 2015), so a sketch that embeds range(A) badly (an
   unlucky draw, a small factor, float32 where u kappa(A_1)^2 is not small)
   still gives an orthonormal Q, where one pass would give u kappa(A_1)^2.
-  Sketch dimension d = factor * n (clipped to m), default 2: a d x n
+  Sketch dimension d = gamma * n (clipped to m), default 2: a d x n
   Gaussian sketch has singular values in [1 - sqrt(n/d), 1 + sqrt(n/d)]
-  w.h.p., so kappa(A_1) <~ (1 + 0.71)/(1 - 0.71) ~ 6 at factor 2 (5.4-6.0
+  w.h.p., so kappa(A_1) <~ (1 + 0.71)/(1 - 0.71) ~ 6 at gamma 2 (5.4-6.0
   measured for sparse and Gaussian sketches); a larger d only makes the
   sketch and its QR dearer.
   Measured (reference machine, float64, 20000 x 200, min of 3, other jobs
@@ -149,8 +149,8 @@ _COMMON = {"backend": "numpy", "family": "randomized", "dtypes": NATIVE_REAL + N
 
 
 @register("qr", "rand-cholqr", parameters={"sketch": ["sparse", "gaussian", "srht"],
-                                           "factor": [2]}, layout="C", **_COMMON)
-def qr_rand_cholqr(A, *, sketch="sparse", factor=2, rng=None):
+                                           "gamma": [2]}, layout="C", **_COMMON)
+def qr_rand_cholqr(A, *, sketch="sparse", gamma=2, rng=None):
     """Randomized (sketch-preconditioned) CholeskyQR2: R_s from QR of S A, then CholeskyQR2.
 
     Parameters
@@ -160,8 +160,8 @@ def qr_rand_cholqr(A, *, sketch="sparse", factor=2, rng=None):
         Not modified.
     sketch : {"sparse", "gaussian", "srht"}
         The sketching operator (:mod:`._sketch`).
-    factor : int >= 1
-        Sketch rows d = factor * n, clipped to m.
+    gamma : int >= 1
+        Sketch rows d = gamma * n, clipped to m.
     rng : None, int, SeedSequence or numpy.random.Generator
         Normalised once; a seed gives bit-identical results.
 
@@ -208,7 +208,7 @@ def qr_rand_cholqr(A, *, sketch="sparse", factor=2, rng=None):
         raise ValueError(f"{who} needs m >= n, got shape {tuple(A.shape)}")
     if sketch not in SKETCHES:
         raise ValueError(f"sketch must be one of {', '.join(SKETCHES)}; got {sketch!r}")
-    d = min(check_count("factor", factor) * n, m)
+    d = min(check_count("gamma", gamma) * n, m)
     rng = normalize_rng(rng)
     if n == 0:
         return QR(hh.zeros(xp, (m, 0), A), hh.zeros(xp, (0, 0), A), extras={"d": 0})
