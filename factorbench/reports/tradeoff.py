@@ -68,14 +68,15 @@ REFERENCES = {
     "lstsq": "lstsq/gelsd",
     "qrcp": "qrcp/lapack",
     "qr": "qr/lapack",
+    "solve": "solve/gesv",
 }
 
 #: Families whose presence in a group earns it a trade-off table.
-TRADEOFF_FAMILIES = ("randomized", "peer")
+TRADEOFF_FAMILIES = ("randomized", "peer", "mixed")
 
 #: The accuracy metric the Pareto front is drawn on (smaller is better);
 #: ``backward_ratio`` for an op not listed.
-PRIMARY = {"lowrank": "lowrank_error_ratio", "lstsq": "forward_error"}
+PRIMARY = {"lowrank": "lowrank_error_ratio", "lstsq": "forward_error", "solve": "forward_error"}
 
 #: The accuracy columns shown per op, in order; the default for an op not listed.
 ACCURACY_COLUMNS = {
@@ -84,6 +85,9 @@ ACCURACY_COLUMNS = {
               "error_vs_ref"),
     "qrcp": ("rank_revealed", "numerical_rank", "backward_ratio", "orthogonality_ratio"),
     "qr": ("backward_ratio", "orthogonality_ratio"),
+    # mixed-precision refinement against gesv: how accurate, after how many steps
+    "solve": ("forward_error", "kappa_scaled_error", "backward_ratio", "iterations",
+              "converged", "error_vs_ref"),
 }
 _DEFAULT_COLUMNS = ("backward_ratio", "orthogonality_ratio")
 
@@ -106,12 +110,17 @@ COLUMN_LABELS = {
     "backward_ratio": ("bwd ratio", "backward error / (max(m, n) u) (worst over seeds)"),
     "orthogonality_ratio": ("orth. ratio", "orthogonality loss / (m u) (worst over seeds)"),
     "error_vs_ref": ("x ref error", "forward error / the reference's forward error"),
+    "iterations": ("iter.", "iterations of an iterative method (refinement steps, LSQR); "
+                            "lo-hi over seeds"),
+    "converged": ("conv.", "whether the iterative method converged: yes, no, or some "
+                           "(on some seeds)"),
 }
 
 _FLOAT_METRICS = ("lowrank_error_ratio", "lowrank_spectral_ratio", "forward_error",
                   "kappa_scaled_error", "kappa2_scaled_error", "backward_ratio",
                   "orthogonality_ratio")
-_RANKS = ("rank_revealed", "numerical_rank")
+#: Integer columns shown as ``k`` or ``lo-hi`` over seeds.
+_RANKS = ("rank_revealed", "numerical_rank", "iterations")
 _GROUP = ["run_id", "op", "kind", "m", "n", "kappa", "dtype", "rank"]
 _ROW = [*_GROUP, "impl", "params"]
 # Numeric group keys may be missing (rank outside lowrank); pandas drops NaN
@@ -126,7 +135,8 @@ _STATUS_ORDER = ("ok", "failed", "error", "crashed", "timeout")
 _COLUMNS = [*_GROUP, "impl", "family", "params", "status", "cells", "ok_cells",
             "time_median_s", "time_ci_low_s", "time_ci_high_s", "reference", "reference_time_s",
             "speedup", *_FLOAT_METRICS, "rank_revealed", "rank_revealed_max", "numerical_rank",
-            "numerical_rank_max", "error_vs_ref", "nan_columns", "primary", "pareto"]
+            "numerical_rank_max", "iterations", "iterations_max", "converged", "error_vs_ref",
+            "nan_columns", "primary", "pareto"]
 
 
 def accuracy_columns(op: str) -> tuple[str, ...]:
@@ -222,6 +232,9 @@ def format_value(row, column: str) -> str:
         if not _finite(lo):
             return ""
         return f"{int(lo)}" if lo == hi else f"{int(lo)}-{int(hi)}"
+    if column == "converged":
+        value = row[column]
+        return "" if pd.isna(value) else {1.0: "yes", 0.0: "no"}.get(float(value), "some")
     if column in _nan_set(row):
         return "nan"
     if column == "error_vs_ref":
@@ -276,7 +289,7 @@ def _normalise(cells: pd.DataFrame) -> pd.DataFrame:
         out[col] = out[col].astype(str)
     out["run_id"] = pd.to_numeric(out["run_id"], errors="coerce").astype("Int64")
     for col in (*_NUMERIC_KEYS, "time_median_s", "time_ci_low_s", "time_ci_high_s",
-                *_FLOAT_METRICS, *_RANKS):
+                *_FLOAT_METRICS, *_RANKS, "converged"):
         out[col] = (pd.to_numeric(out[col], errors="coerce").astype(float) if col in out
                     else np.nan)
     for col in _NUMERIC_KEYS:
@@ -322,6 +335,8 @@ def _aggregate(data: pd.DataFrame) -> pd.DataFrame:
         **{f"_nan_{c}": (f"_nan_{c}", "any") for c in _FLOAT_METRICS},
         **{c: (c, "min") for c in _RANKS},
         **{f"{c}_max": (c, "max") for c in _RANKS},
+        # the fraction of seeds that converged: 1 all, 0 none, NaN not recorded
+        "converged": ("converged", "mean"),
     }
     rows = data.groupby(_ROW, sort=False).agg(**spec).reset_index()
     nan_lists = [[] for _ in range(len(rows))]

@@ -284,3 +284,30 @@ def test_cli_report_tradeoff_prints_the_table(tmp_path, capsys):
     line = next(s for s in out.splitlines() if "svds-arpack" in s)
     assert line.split()[-2:] == ["inf", "nan"]
     assert TITLE in out_html.read_text(encoding="utf-8")
+
+
+def test_mixed_precision_refinement_against_gesv_shows_iterations_and_convergence():
+    """solve cells of the mixed family get a table against gesv, with the iteration
+    counts over seeds (lo-hi) and whether every seed converged."""
+    cells = _frame(
+        _cell("solve/gesv", 0.001, family="library", m=100, n=100, forward_error=1e-13),
+        _cell("solve/ir-lu", 0.002, family="mixed", params={"factor": "float32"}, m=100,
+              n=100, forward_error=5e-14, iterations=3, converged=1.0),
+        _cell("solve/ir-lu", 0.003, family="mixed", params={"factor": "float32"}, m=100,
+              n=100, seed=1, forward_error=6e-14, iterations=5, converged=1.0),
+        _cell("solve/ir-lu", 0.004, family="mixed", params={"factor": "bfloat16"}, m=100,
+              n=100, status="failed", forward_error=2.0, iterations=1, converged=0.0),
+        _cell("solve/ir-lu", 0.005, family="mixed", params={"factor": "bfloat16"}, m=100,
+              n=100, seed=1, forward_error=1e-13, iterations=30, converged=1.0),
+    )
+    t = tradeoff_table(cells)
+    assert (t["reference"] == "solve/gesv").all()
+    f32 = _row(t, "solve/ir-lu", "factor=float32")
+    bf16 = _row(t, "solve/ir-lu", "factor=bfloat16")
+    text = format_tradeoff(t)
+    assert "iter." in text and "conv." in text
+    line = next(ln for ln in text.splitlines() if "factor=float32" in ln)
+    assert " 3-5 " in line and " yes " in line
+    line = next(ln for ln in text.splitlines() if "factor=bfloat16" in ln)
+    assert " 1-30 " in line and " some " in line
+    assert f32["error_vs_ref"] == pytest.approx(0.6) and not bf16["pareto"]
