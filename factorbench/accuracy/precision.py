@@ -261,7 +261,10 @@ def chop(x, name: str, *, rounding: str = "nearest", rng=None, subnormals: bool 
     Parameters
     ----------
     x : array_like of float32 or float64 (complex64/complex128: parts rounded separately)
-        Integer and bool input is taken as float64.
+        Integer and bool input is taken as float64.  Narrower floating input
+        (float16, bfloat16, the fp8 and other ml_dtypes formats) is widened to
+        float32 first, exactly (every such value is a float32 number), and the
+        result is float32, as Higham & Pranesh's ``chop`` takes any input.
     name : str
         A precision of :data:`PRECISIONS`.  For an emulated name the values are
         rounded to that format; for a native name to float32/float64 (the
@@ -281,7 +284,7 @@ def chop(x, name: str, *, rounding: str = "nearest", rng=None, subnormals: bool 
 
     Returns
     -------
-    numpy.ndarray of ``x``'s dtype
+    numpy.ndarray of ``x``'s dtype (float32 for float16/ml_dtypes input)
         Magnitudes above the format's largest finite number (after rounding)
         become ±inf, NaN for fp8_e4m3 (no infinities; inf input too).  NaN stays
         NaN, ±0 keeps its sign.
@@ -292,6 +295,8 @@ def chop(x, name: str, *, rounding: str = "nearest", rng=None, subnormals: bool 
     x = np.asarray(x)
     if x.dtype.kind in "biu":
         x = x.astype(np.float64)
+    elif x.dtype == np.float16 or x.dtype in _ML_FLOATS:
+        x = x.astype(np.float32)  # exact: every value of these formats is a float32
     if x.dtype not in (np.float32, np.float64, np.complex64, np.complex128):
         raise TypeError(f"chop takes float32/float64 (or complex) arrays; got {x.dtype.name}")
     if rounding == "stochastic":

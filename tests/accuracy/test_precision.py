@@ -187,8 +187,8 @@ def test_native_names():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="rounding"):
         chop(np.ones(2), "bfloat16", rounding="up")
-    with pytest.raises(TypeError):
-        chop(np.ones(2, dtype=np.float16), "bfloat16")
+    with pytest.raises(TypeError):  # float16 is accepted (widened); non-numbers are not
+        chop(np.array(["1.0", "2.0"]), "bfloat16")
     with pytest.raises(KeyError):
         chop(np.ones(2), "float8")
 
@@ -263,3 +263,27 @@ def test_worker_rounds_emulated_matrix_correctly():
         _same(A_w, _reference(tm.A, "bfloat16"))
     finally:
         worker._CACHE.clear()
+
+
+@pytest.mark.parametrize("name", ["float16", "bfloat16", "fp8_e4m3", "fp8_e5m2", "float32"])
+@pytest.mark.parametrize("src", [np.float16, ml_dtypes.bfloat16, ml_dtypes.float8_e4m3fn])
+def test_chop_accepts_narrow_float_input(src, name):
+    """float16 / ml_dtypes input is widened to float32 (exactly) and comes back in
+    float32, rounded as the float32 array of the same values would be."""
+    x = np.random.default_rng(3).standard_normal(200) * 30
+    x = np.concatenate([x, [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-7]]).astype(src)
+    x32 = x.astype(np.float32)
+    assert np.array_equal(x32.astype(np.float64), x.astype(np.float64), equal_nan=True)
+    out = chop(x, name)
+    assert out.dtype == np.float32
+    assert np.array_equal(out, chop(x32, name), equal_nan=True)
+    assert np.array_equal(np.signbit(out), np.signbit(chop(x32, name)))
+    if np.dtype(src) == precision(name).dtype:
+        assert np.array_equal(out, x32, equal_nan=True)  # already representable: identity
+
+
+def test_store_accepts_narrow_float_input():
+    x = np.random.default_rng(4).standard_normal(50).astype(np.float16)
+    s = store(x, "bfloat16")
+    assert s.dtype == precision("bfloat16").dtype
+    assert np.array_equal(s, store(x.astype(np.float32), "bfloat16"))

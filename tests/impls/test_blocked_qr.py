@@ -73,7 +73,7 @@ def test_registry_metadata():
         assert impl.backend == "numpy" and impl.layout == "F" and impl.device == "cpu"
         assert impl.stable, impl_id
         # qr/blocked also takes the emulated formats (float32 work, chopped)
-        extra = EMULATED if impl_id == "qr/blocked" else ()
+        extra = EMULATED if impl_id in ("qr/blocked", "qr/cholqr2-blocked") else ()
         assert set(impl.dtypes) == set(DTYPES) | set(extra), impl_id
         assert impl.summary, impl_id
     assert got["qr/blocked"].parameters == {"block": [64, 128, 256]}
@@ -252,7 +252,8 @@ def test_input_contract(impl_id):
         f(np.zeros((3, 5), order="F"))
     with pytest.raises(TypeError):
         f(np.ones((5, 3), dtype=np.int64))
-    if impl_id != "qr/blocked":  # qr/blocked emulates float16 (tests/impls/test_emulated.py)
+    # qr/blocked and qr/cholqr2-blocked emulate float16 (tests/impls/test_emulated.py)
+    if impl_id not in ("qr/blocked", "qr/cholqr2-blocked"):
         with pytest.raises(TypeError):
             f(np.ones((5, 3), dtype=np.float16, order="F"))
     # C-ordered input is copied and left alone; Fortran-ordered input is the work array

@@ -23,8 +23,8 @@ Registered implementations (op/name, family, swept ``block`` or ``blocks``)::
 Every impl accepts float32, float64, complex64 and complex128, declares
 ``layout="F"`` and overwrites a writable Fortran-ordered NumPy input as
 LAPACK does (so it is timed on the same work as the library impls); any
-other input is copied and left unchanged.  The LU, Cholesky and blocked
-Householder QR impls also take the emulated formats float16 and bfloat16
+other input is copied and left unchanged.  The LU, Cholesky, blocked
+Householder QR and blocked CholeskyQR2 impls also take the emulated formats float16 and bfloat16
 (:mod:`factorbench.accuracy.precision`): they run on a float32 copy through
 the same kernels and round every block operation's result to the format
 once per entry (the block-FMA model of a tensor-core unit), returning their

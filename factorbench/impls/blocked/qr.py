@@ -49,17 +49,21 @@ Choices where the design is silent:
   here): back to back, either side can lose up to 2x.
 * CholeskyQR's Cholesky is recursive (halve, TRSM, Hermitian update,
   Ahmed & Pingali 2000; Gustavson 1997), which has no block size to tune:
-  the impls declare no parameters.  It is private here, independent of the
-  blocked Cholesky impl.
-* qr/blocked alone also takes emulated float16/bfloat16 (NumPy input; the
-  shared mechanism of :mod:`factorbench.impls.textbook._emulate`): it runs
-  on a Fortran-ordered float32 copy through the same Householder kernels
+  the impls declare no parameters.  On native dtypes it is private here,
+  independent of the blocked Cholesky impl; the emulated qr/cholqr2-blocked
+  uses ``cholesky/recursive``'s kernels, which carry the rounding.
+* qr/blocked and qr/cholqr2-blocked also take emulated float16/bfloat16 (NumPy input; the
+  shared mechanism of :mod:`factorbench.impls.textbook._emulate`): qr/blocked
+  runs on a Fortran-ordered float32 copy through the same Householder kernels
   with ``rnd`` rounding to the format after every operation (the column
   loop as the textbook ``qr/householder`` does, each T block, each xLARFB
   and xORGQR block product once per entry; the list is in the
   :mod:`~factorbench.impls.blocked._householder` module notes), and returns
-  Q and R in the storage dtype.  The native paths are the unchanged code.
-  TSQR and the CholeskyQRs stay native.
+  Q and R in the storage dtype.  qr/cholqr2-blocked rounds each Gram
+  matrix, each Cholesky step and block (``cholesky/recursive``'s emulated
+  kernels), each TRSM and ``R2 R1`` once per entry (its docstring).  The
+  native paths are the unchanged code.  TSQR and shifted CholeskyQR3 stay
+  native.
 
 References
 ----------
@@ -401,7 +405,26 @@ def _cholqr2(xp, W):
     return Q, R2, R1
 
 
-@register("qr", "cholqr2-blocked", **_COMMON)
+def _cholqr_emulated(W, rnd):
+    """One emulated CholeskyQR pass on the float32 Fortran-ordered W (values of the
+    format), overwriting W with Q: returns (Q, R), both holding format values.
+
+    Rounded once per entry: the Gram matrix (xSYRK, accumulated in float32);
+    the Cholesky factor as ``cholesky/recursive``'s emulated kernels round it
+    (:func:`~factorbench.impls.blocked.cholesky.potrf_recursive` with leaf
+    :data:`_CHOL_LEAF`: each square root, quotient and rank-1 update entry of
+    a leaf, each TRSM and SYRK/GEMM block); the TRSM ``Q = W R^{-1}``.
+    """
+    from factorbench.impls.blocked.cholesky import potrf_recursive
+
+    n = W.shape[1]
+    G = np.asfortranarray(rnd(_gram(np, W)))
+    potrf_recursive(np, G, 0, n, _CHOL_LEAF, rnd=rnd)
+    R = np.triu(G.T)  # R = L^T; G's strictly upper triangle is scratch
+    return rnd(trsm(np, R, W, lower=False, side="right")), R
+
+
+@register("qr", "cholqr2-blocked", **{**_COMMON, "dtypes": _COMMON["dtypes"] + EMULATED})
 def qr_cholqr2_blocked(A):
     """CholeskyQR2 with BLAS-3 kernels: Gram by xSYRK/xHERK, recursive Cholesky, TRSM.
 
@@ -409,6 +432,14 @@ def qr_cholqr2_blocked(A):
     ----------
     A : array (m, n), m >= n
         As for :func:`qr_blocked`: overwritten (with Q) unless C-ordered or read-only NumPy.
+        Or a NumPy float16 / bfloat16 array (emulated, never overwritten): a
+        Fortran-ordered float32 copy, and per pass the Gram matrix (xSYRK,
+        float32 accumulation) rounded once per entry, its Cholesky factor
+        rounded as ``cholesky/recursive``'s emulated kernels round it (each
+        square root, quotient and rank-1 update entry of a leaf of
+        :data:`_CHOL_LEAF` columns, each TRSM and SYRK block once per entry),
+        the TRSM ``Q = A R^{-1}`` once per entry; then ``R2 R1`` (float32)
+        once per entry.  Q and R come back in the storage dtype.
 
     Returns
     -------
@@ -420,7 +451,8 @@ def qr_cholqr2_blocked(A):
     ------
     numpy.linalg.LinAlgError
         A Gram matrix is not numerically positive definite: kappa(A) beyond
-        about u^(-1/2) (1e8 in float64, 4e3 in float32).
+        about u^(-1/2) (1e8 in float64, 4e3 in float32, 45 in float16, 16 in
+        bfloat16).
 
     Notes
     -----
@@ -435,6 +467,12 @@ def qr_cholqr2_blocked(A):
     (reference machine, float64, as for :func:`qr_blocked`): 3.0x the speed
     of qr/lapack at 100000 x 64, 0.88x at 20000 x 256.
     """
+    ar = _emulated(A)
+    if ar is not None:
+        _, W = _working(ar.load(A, order="F"), "qr/cholqr2-blocked")
+        Q1, R1 = _cholqr_emulated(W, ar.rnd)
+        Q, R2 = _cholqr_emulated(Q1, ar.rnd)
+        return QR(ar.out(Q), ar.out(np.triu(ar.rnd(R2 @ R1))))
     xp, W = _working(A, "qr/cholqr2-blocked")
     Q, R2, R1 = _cholqr2(xp, W)
     return QR(Q, xp.triu(R2 @ R1))

@@ -1,7 +1,7 @@
 """Emulated low precision (float16, bfloat16) for the textbook and blocked families.
 
 The model is the tensor-core one of design section 4 (Higham & Pranesh 2019,
-SIAM J. Sci. Comput. 41(4); Blanchard, Higham, Lopez, Mary & Pranesh 2020,
+SIAM J. Sci. Comput. 41(5); Blanchard, Higham, Lopez, Mary & Pranesh 2020,
 SIAM J. Sci. Comput. 42(3)): the matrix arrives in the storage format
 (``np.float16`` or ``ml_dtypes.bfloat16``), every elementary or block
 operation is computed in float32 and its result is rounded back to the format
