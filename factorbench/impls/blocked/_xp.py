@@ -47,6 +47,7 @@ import numpy as np
 from array_api_compat import array_namespace, is_cupy_namespace, is_numpy_namespace
 
 __all__ = ["namespace", "is_numpy", "check_square", "check_block", "work_copy", "workspace", "trsm",
+           "emulated_square",
            "gemm_update", "write_back", "laswp", "ipiv_to_perm", "diagonal", "to_int", "LEAF",
            "SMALL_LASWP"]
 
@@ -100,6 +101,20 @@ def write_back(W, rows, cols, X, B) -> None:
     :func:`gemm_update` do with the returned array."""
     if X is not B:
         W[rows, cols] = X
+
+
+def emulated_square(xp, A, who):
+    """``(arithmetic, W)`` for a square NumPy A in an emulated format (float16,
+    bfloat16): its float32 Fortran-ordered working copy, every op then rounded
+    by ``arithmetic.rnd``; ``(None, None)`` for any other input."""
+    from factorbench.impls.textbook._emulate import arithmetic
+
+    ar = arithmetic(A.dtype) if is_numpy(xp) else None
+    if ar is None or not ar.emulated:
+        return None, None
+    W = ar.load(A, order="F")
+    check_square(xp, W, who)
+    return ar, W
 
 
 def to_int(x) -> int:

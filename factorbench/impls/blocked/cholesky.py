@@ -43,7 +43,7 @@ from numpy.linalg import LinAlgError
 from factorbench.impls import NATIVE_COMPLEX, NATIVE_REAL, register
 from factorbench.impls.blocked import _xp
 from factorbench.impls.results import Cholesky
-from factorbench.impls.textbook._emulate import EMULATED, arithmetic, identity
+from factorbench.impls.textbook._emulate import EMULATED, identity
 
 __all__ = ["cholesky_blocked", "cholesky_recursive", "potrf_blocked", "potrf_recursive"]
 
@@ -218,11 +218,8 @@ def _lower(xp, W):
 
 def _factor(A, who, run):
     xp = _xp.namespace(A)
-    ar = arithmetic(A.dtype) if _xp.is_numpy(xp) else None
-    if ar is not None and ar.emulated:
-        # Emulated format: a float32 Fortran-ordered copy, rounded after every op.
-        W = ar.load(A, order="F")
-        _xp.check_square(xp, W, who)
+    ar, W = _xp.emulated_square(xp, A, who)
+    if ar is not None:
         run(xp, W, ar.rnd)
         return Cholesky(ar.out(_lower(xp, W)))
     _xp.check_square(xp, A, who)

@@ -39,7 +39,7 @@ import numpy as np
 from factorbench.impls import NATIVE_COMPLEX, NATIVE_REAL, register
 from factorbench.impls.blocked import _xp
 from factorbench.impls.results import LU
-from factorbench.impls.textbook._emulate import EMULATED, arithmetic, identity
+from factorbench.impls.textbook._emulate import EMULATED, identity
 
 __all__ = ["lu_blocked", "lu_recursive", "getrf_blocked", "getrf_recursive"]
 
@@ -208,11 +208,8 @@ def _unpack(xp, W, ipiv) -> LU:
 
 def _factor(A, who, run):
     xp = _xp.namespace(A)
-    ar = arithmetic(A.dtype) if _xp.is_numpy(xp) else None
-    if ar is not None and ar.emulated:
-        # Emulated format: a float32 Fortran-ordered copy, rounded after every op.
-        W = ar.load(A, order="F")
-        _xp.check_square(xp, W, who)
+    ar, W = _xp.emulated_square(xp, A, who)
+    if ar is not None:
         ipiv = np.zeros(W.shape[0], dtype=np.int32)
         run(xp, W, ipiv, ar.rnd)
         res = _unpack(xp, W, ipiv)
