@@ -467,8 +467,6 @@ def orgqr(xp, W, Ts, rnd=identity):
     two ``matmul`` in place of xORG2R's column loop.  ``rnd`` (emulated
     formats) rounds each of these block products once per entry.
     """
-    if rnd is not identity:
-        return _orgqr_emulated(W, Ts, rnd)
     m, n = W.shape
     Q = zeros(xp, (m, n), W)
     for j, T in reversed(Ts):
@@ -478,31 +476,15 @@ def orgqr(xp, W, Ts, rnd=identity):
         V1 = unit_lower(xp, P)
         if k < n:
             # H [0; C2] = [-V1 Y; C2 - V2 Y] with Y = T (V2^H C2)
-            Y = T @ (ct(xp, P[b:, :]) @ Q[k:, k:])
-            Q[j:k, k:] = -mm(xp, V1, Y)
-            Q[k:, k:] -= mm(xp, P[b:, :], Y)
+            Y = rnd(T @ rnd(ct(xp, P[b:, :]) @ Q[k:, k:]))
+            Q[j:k, k:] = -rnd(mm(xp, V1, Y))
+            if rnd is identity:  # in place: no temporary of the trailing block
+                Q[k:, k:] -= mm(xp, P[b:, :], Y)
+            else:
+                Q[k:, k:] = rnd(Q[k:, k:] - mm(xp, P[b:, :], Y))
         # -T V1^H, negated while it is (nb, nb): the (m-k, nb) product then
         # goes into Q without a pass of its own for the sign.
-        Y = -(T @ ct(xp, V1))
-        Q[j:k, j:k] = xp.eye(b, dtype=W.dtype, device=device(W)) + V1 @ Y
-        Q[k:, j:k] = mm(xp, P[b:, :], Y)
-    return Q
-
-
-def _orgqr_emulated(W, Ts, rnd):
-    """:func:`orgqr` on a NumPy float32 work array, each block product rounded once."""
-    m, n = W.shape
-    Q = zeros(np, (m, n), W)
-    for j, T in reversed(Ts):
-        b = T.shape[0]
-        k = j + b
-        P = W[j:, j:k]
-        V1 = unit_lower(np, P)
-        if k < n:
-            Y = rnd(T @ rnd(P[b:, :].T @ Q[k:, k:]))
-            Q[j:k, k:] = -rnd(mm(np, V1, Y))
-            Q[k:, k:] = rnd(Q[k:, k:] - mm(np, P[b:, :], Y))
-        Y = -rnd(T @ V1.T)
-        Q[j:k, j:k] = rnd(np.eye(b, dtype=W.dtype) + V1 @ Y)
-        Q[k:, j:k] = rnd(mm(np, P[b:, :], Y))
+        Y = -rnd(T @ ct(xp, V1))
+        Q[j:k, j:k] = rnd(xp.eye(b, dtype=W.dtype, device=device(W)) + V1 @ Y)
+        Q[k:, j:k] = rnd(mm(xp, P[b:, :], Y))
     return Q
