@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="sweep an impl parameter")
     p.add_argument("--timeout", type=float, help="seconds per cell before it is killed")
     p.add_argument("--min-time", type=float, help="timed seconds per cell (adaptive repeats)")
+    p.add_argument("--accuracy-only", action="store_true", default=None,
+                   help="call each impl once: metrics and that call's wall time, no timed "
+                        "repeats (same cell keys as a timed run)")
     p.add_argument("--max-n", type=int, help="override the impls' max_n caps")
     p.add_argument("--threshold", type=float, help="pass threshold for the ratios (30)")
     p.add_argument("--executor", default="serial", help="serial | process")
@@ -187,7 +190,7 @@ def cmd_list(args) -> int:
 # -- run --------------------------------------------------------------------
 _SELECTORS = ("preset", "ops", "impls", "kinds", "sizes", "kappas", "dtypes", "seeds", "aspect",
               "rank", "timeout", "min_time", "max_n", "threshold", "threads", "max_memory",
-              "residual")
+              "residual", "accuracy_only")
 
 
 def _spec(args):
@@ -218,7 +221,7 @@ def _spec(args):
 
         spec.dtypes = parse_list(args.dtypes, PRECISIONS, "dtype")
     for name in ("seeds", "aspect", "rank", "timeout", "min_time", "max_n", "threshold",
-                 "threads", "residual"):
+                 "threads", "residual", "accuracy_only"):
         v = getattr(args, name)
         if v is not None:
             setattr(spec, name, v)

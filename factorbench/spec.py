@@ -266,6 +266,10 @@ class SweepSpec:
     its own values of the fields in :data:`PER_OP_FIELDS` (sizes, kappas,
     kinds, aspect, rank): one run can then hold a 4000 x 2000 low-rank
     problem next to a 20000 x 200 least-squares one; see :meth:`for_op`.
+    ``accuracy_only`` calls each impl once and records its metrics and that
+    call's wall time (``first_call_s``) only: no timed repeats, no GFLOP/s.
+    It does not enter the cell keys, so an accuracy-only run and a timed run
+    of one spec hold the same cells.
     """
 
     ops: list[str] = field(default_factory=lambda: list(OPS))
@@ -291,6 +295,7 @@ class SweepSpec:
     plugins: list[str] = field(default_factory=list)
     residual: float = 0.0
     per_op: dict[str, dict] = field(default_factory=dict)
+    accuracy_only: bool = False
 
     def for_op(self, op: str) -> SweepSpec:
         """The spec as seen by ``op``: its :attr:`per_op` values in place of the shared ones."""

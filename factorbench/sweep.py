@@ -402,7 +402,7 @@ def run_sweep(spec: SweepSpec, store, *, executor: str = "serial", jobs: int | N
         options = {"min_time": spec.min_time, "max_repeats": spec.max_repeats,
                    "max_time": spec.max_time, "threshold": spec.threshold,
                    "lowrank_threshold": spec.lowrank_threshold, "gemm": gemm,
-                   "concurrent": executor == "process"}
+                   "concurrent": executor == "process", "accuracy_only": spec.accuracy_only}
         with make_executor(executor, init=init, timeout=spec.timeout, jobs=jobs) as ex:
             for rec in _progress(ex.run(todo, options), len(todo), progress):
                 store.write_cell(run_id, rec)

@@ -68,6 +68,7 @@ __all__ = [
     "is_unstable",
     "bootstrap_median_ci",
     "time_call",
+    "call_once",
     "blas_threads",
     "blas_info",
 ]
@@ -324,6 +325,23 @@ def _call_args(make_args: Callable[[], tuple[Sequence[Any], dict[str, Any]]]):
     except (TypeError, ValueError):
         raise TypeError("make_args() must return a pair (args, kwargs)") from None
     return tuple(args), dict(kwargs or {})
+
+
+def call_once(
+    func: Callable[..., Any],
+    make_args: Callable[[], tuple[Sequence[Any], dict[str, Any]]],
+    *,
+    timer: Callable[[], float] = time.perf_counter,
+    sync: Callable[[], Any] | None = None,
+) -> tuple[Any, float]:
+    """Call ``func`` once on fresh inputs; return its result and wall seconds.
+
+    The accuracy-only mode: the seconds are those of a first call (compilation,
+    caches and handle creation included), so they are recorded as
+    ``first_call_s`` and never as a timing statistic.
+    """
+    args, kwargs = _call_args(make_args)
+    return _timed(func, args, kwargs, timer, sync)
 
 
 def time_call(

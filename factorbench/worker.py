@@ -203,7 +203,8 @@ def run_cell(cell: dict, options: dict) -> dict:
         A cell from :func:`factorbench.sweep.expand`.
     options : dict
         min_time, max_repeats, max_time, threshold, gemm (dtype -> GFLOP/s),
-        concurrent (bool).
+        gemm_by_host (host -> such a dict, for cluster executors), concurrent
+        (bool), accuracy_only (bool: one call, no timed repeats).
     """
     started_at = now()
     try:
@@ -222,7 +223,7 @@ def oom_message(exc: BaseException) -> str:
 
 
 def _run_cell(cell: dict, options: dict, started_at: str) -> dict:
-    from factorbench.timing import time_call
+    from factorbench.timing import call_once, time_call
 
     rec = dict(_base(cell), started_at=started_at, concurrent=bool(options.get("concurrent")))
     rec["threads"] = _blas_threads()
@@ -247,16 +248,20 @@ def _run_cell(cell: dict, options: dict, started_at: str) -> dict:
     if cell["op"] == "lstsq":
         rec["eta"] = eta
     try:
-        result, timing = time_call(
-            impl.func, _args_maker(impl, cell, A_w, b), min_time=options.get("min_time", 0.2),
-            max_repeats=options.get("max_repeats", 50), max_time=options.get("max_time", 10.0),
-            min_repeats=min(3, options.get("max_repeats", 50)),
-        )
+        if options.get("accuracy_only"):
+            result, seconds = call_once(impl.func, _args_maker(impl, cell, A_w, b))
+            timing = None
+        else:
+            result, timing = time_call(
+                impl.func, _args_maker(impl, cell, A_w, b), min_time=options.get("min_time", 0.2),
+                max_repeats=options.get("max_repeats", 50), max_time=options.get("max_time", 10.0),
+                min_repeats=min(3, options.get("max_repeats", 50)),
+            )
     except MemoryError:
         raise
     except Exception as exc:
         return _fail(rec, "error", f"{type(exc).__name__}: {exc}")
-    rec.update(timing.as_record())
+    rec.update(timing.as_record() if timing else {"first_call_s": seconds, "repeats": 0})
     want = RESULT_TYPES[cell["op"]]
     if not isinstance(result, want):
         got = type(result).__name__
@@ -274,9 +279,11 @@ def _run_cell(cell: dict, options: dict, started_at: str) -> dict:
     rec.update({k: metrics.get(k) for k in METRIC_COLUMNS})
     rec.update(_iteration_counts(result))
     nominal = flops(cell["op"], cell["m"], cell["n"], complex_=p.is_complex)
-    if nominal is not None and timing.median_s > 0:
+    if nominal is not None and timing is not None and timing.median_s > 0:
         rec["gflops"] = nominal / timing.median_s / 1e9
-        peak = (options.get("gemm") or {}).get(p.name)
+        # a cell that ran on another host of a cluster is normalised by that host's GEMM
+        gemm = (options.get("gemm_by_host") or {}).get(_HOST) or options.get("gemm") or {}
+        peak = gemm.get(p.name)
         rec["peak_fraction"] = rec["gflops"] / peak if peak else None
     threshold = options.get("threshold", 30.0)
     lowrank_threshold = options.get("lowrank_threshold", LOWRANK_THRESHOLD)
