@@ -73,8 +73,15 @@ def _parser() -> argparse.ArgumentParser:
                         "repeats (same cell keys as a timed run)")
     p.add_argument("--max-n", type=int, help="override the impls' max_n caps")
     p.add_argument("--threshold", type=float, help="pass threshold for the ratios (30)")
-    p.add_argument("--executor", default="serial", help="serial | process")
-    p.add_argument("--jobs", type=int, help="workers of the process executor")
+    p.add_argument("--executor", default="serial",
+                   help="serial | process | dask (a dask.distributed cluster: --scheduler, "
+                        "or a LocalCluster of --jobs workers)")
+    p.add_argument("--jobs", type=int,
+                   help="workers of the process executor or of the dask LocalCluster "
+                        "(default: one per core)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="address of a running Dask scheduler (tcp://host:8786) for "
+                        "--executor dask")
     p.add_argument("--threads", type=int, help="BLAS threads (default: library default)")
     p.add_argument("--max-memory", metavar="SIZE",
                    help="cap each CPU worker's virtual address space (RLIMIT_AS), e.g. 4G, "
@@ -238,10 +245,18 @@ def cmd_run(args) -> int:
     from factorbench.store import Store
     from factorbench.sweep import Interrupted, estimate, run_sweep
 
-    if args.executor not in ("serial", "process"):
-        raise UsageError(f"unknown executor {args.executor!r} (choose serial or process)")
+    if args.executor not in ("serial", "process", "dask"):
+        raise UsageError(f"unknown executor {args.executor!r} (choose serial, process or dask)")
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be >= 1")
+    if args.scheduler is not None and args.executor != "dask":
+        raise UsageError("--scheduler needs --executor dask")
+    if args.scheduler is not None and args.jobs is not None:
+        raise UsageError("--jobs sizes a LocalCluster; a running Dask cluster has its own "
+                         "workers (drop --jobs or --scheduler)")
+    if args.executor == "dask" and args.max_memory is not None:
+        raise UsageError("--max-memory caps the serial and process executors' workers; Dask "
+                         "workers have their own memory limit (dask worker --memory-limit)")
     resume = None
     if args.resume is not None:
         given = [s for s in _SELECTORS if getattr(args, s) is not None] + (
@@ -264,7 +279,8 @@ def cmd_run(args) -> int:
     started = {}
     try:
         run_id, counts = run_sweep(
-            spec, store, executor=args.executor, jobs=args.jobs, resume=resume,
+            spec, store, executor=args.executor, jobs=args.jobs, scheduler=args.scheduler,
+            resume=resume,
             label=args.label, argv=sys.argv[1:],
             progress=False if args.no_progress else None,
             on_start=lambda rid: (started.update(id=rid),

@@ -8,6 +8,8 @@
     (with its whole process group) and gives ``timeout``; one that reports a
     ``crashed`` cell itself (a ``MemoryError``) is retired.  Either way a fresh
     worker takes the next cell.
+``dask``
+    Cells as tasks on a dask.distributed cluster: :mod:`factorbench.cluster`.
 ``process``
     N such workers at once, for accuracy sweeps; records are marked
     ``concurrent`` because the workers share the machine's cores and memory
@@ -337,13 +339,29 @@ class ProcessExecutor(SerialExecutor):
         super().__init__(init=init, timeout=timeout, jobs=jobs or os.cpu_count() or 1)
 
 
-EXECUTORS = {"serial": SerialExecutor, "process": ProcessExecutor}
+EXECUTORS = ("serial", "process", "dask")
 
 
-def make_executor(name: str, *, init: dict, timeout: float, jobs: int | None = None):
-    """Build the executor called ``name`` (serial | process)."""
+def make_executor(name: str, *, init: dict, timeout: float, jobs: int | None = None,
+                  scheduler: str | None = None):
+    """Build the executor called ``name`` (serial | process | dask).
+
+    ``jobs`` sizes the process executor and the dask executor's LocalCluster;
+    ``scheduler`` is the address of a running Dask scheduler (dask only).
+
+    Raises
+    ------
+    ValueError
+        Unknown executor.
+    factorbench.cluster.ClusterError
+        The dask executor cannot start (no dask, scheduler unreachable, no worker).
+    """
     if name not in EXECUTORS:
         raise ValueError(f"unknown executor {name!r}; choose from {', '.join(EXECUTORS)}")
+    if name == "dask":
+        from factorbench.cluster import DaskExecutor
+
+        return DaskExecutor(init=init, timeout=timeout, scheduler=scheduler, jobs=jobs)
     if name == "serial":
         return SerialExecutor(init=init, timeout=timeout)
     return ProcessExecutor(init=init, timeout=timeout, jobs=jobs)

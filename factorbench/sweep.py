@@ -338,8 +338,9 @@ def _machine_info(spec):
 
 
 def run_sweep(spec: SweepSpec, store, *, executor: str = "serial", jobs: int | None = None,
-              resume: int | None = None, label: str | None = None, argv=(),
-              progress: bool | None = None, on_start=None) -> tuple[int, Counter]:
+              scheduler: str | None = None, resume: int | None = None,
+              label: str | None = None, argv=(), progress: bool | None = None,
+              on_start=None) -> tuple[int, Counter]:
     """Run (or resume) a sweep, committing each finished cell to ``store``.
 
     Parameters
@@ -347,9 +348,12 @@ def run_sweep(spec: SweepSpec, store, *, executor: str = "serial", jobs: int | N
     spec : SweepSpec
         Ignored when resuming: the stored spec of run ``resume`` is used.
     store : factorbench.store.Store
-    executor : {"serial", "process"}
+    executor : {"serial", "process", "dask"}
     jobs : int, optional
-        Workers of the process executor (default: CPU count).
+        Workers of the process executor or of the dask executor's LocalCluster
+        (default: CPU count).
+    scheduler : str, optional
+        Address of a running Dask scheduler (dask executor).
     resume : int, optional
         Run id to continue; finished cells are not redone.
     on_start : callable, optional
@@ -361,33 +365,70 @@ def run_sweep(spec: SweepSpec, store, *, executor: str = "serial", jobs: int | N
 
     Raises
     ------
+    SpecError
+        The executor cannot start (a Dask scheduler out of reach, a memory cap
+        too small): nothing is written.
     Interrupted
         On Ctrl-C/SIGTERM; the run is marked ``interrupted`` and every
         finished cell is kept.
     """
+    from factorbench.cluster import ClusterError
     from factorbench.executors import check_memory_cap, make_executor
-    from factorbench.worker import resolved_record
 
+    run = None
     if resume is not None:
         run = store.run(resume)
-        run_id = run["run_id"]
         if run["status"] == "complete":
-            return run_id, Counter()
+            return run["run_id"], Counter()
         _check_resumable(run)
         spec = SweepSpec.from_json(run["spec_json"])
-        gemm = json.loads(run["gemm_gflops_json"] or "{}")
-        init = _init(spec)
-        check_memory_cap(init)  # a cap too small for a worker: refused, nothing written
-        store.set_run(run_id, status="running", finished_at=None, pid=os.getpid())
     else:
         spec.validate()
-        init = _init(spec)
-        check_memory_cap(init)
-        fp, versions, gemm, commit = _machine_info(spec)
-        run_id = store.begin_run(label=label, argv=argv, spec=spec.to_json(), machine=fp,
-                                 versions=versions, gemm=gemm, git_commit=commit)
-    if on_start:
-        on_start(run_id)
+    init = _init(spec)
+    if executor != "dask":
+        check_memory_cap(init)  # a cap too small for a worker: refused, nothing written
+    try:
+        ex = make_executor(executor, init=init, timeout=spec.timeout, jobs=jobs,
+                           scheduler=scheduler)
+    except ClusterError as exc:
+        raise SpecError(str(exc)) from None
+    with ex:
+        if run is not None:
+            run_id = run["run_id"]
+            gemm = json.loads(run["gemm_gflops_json"] or "{}")
+            fields = {"status": "running", "finished_at": None, "pid": os.getpid()}
+            if executor == "dask":
+                machine = json.loads(run["machine_json"] or "{}")
+                machine["hosts"] = {**machine.get("hosts", {}), **_cluster_hosts(ex, spec)}
+                fields["machine_json"] = json.dumps(machine)
+            store.set_run(run_id, **fields)
+        else:
+            fp, versions, gemm, commit = _machine_info(spec)
+            if executor == "dask":
+                fp["hosts"] = _cluster_hosts(ex, spec)
+            run_id = store.begin_run(label=label, argv=argv, spec=spec.to_json(), machine=fp,
+                                     versions=versions, gemm=gemm, git_commit=commit)
+        if on_start:
+            on_start(run_id)
+        counts = _run_cells(spec, store, run_id, ex, executor, gemm, progress)
+    store.finish_run(run_id, "complete")
+    return run_id, counts
+
+
+def _cluster_hosts(ex, spec: SweepSpec) -> dict:
+    """The dask executor's hosts, with GEMM ceilings unless the run is accuracy-only."""
+    from factorbench import machine
+
+    n = None
+    if not spec.accuracy_only:
+        n = machine.gemm_size([n for op in spec.ops for n in spec.for_op(op).sizes])
+    return ex.hosts(spec.dtypes, gemm_n=n)
+
+
+def _run_cells(spec, store, run_id, ex, executor, gemm, progress) -> Counter:
+    """Every cell of the run not yet recorded, each committed as it finishes."""
+    from factorbench.worker import resolved_record
+
     counts: Counter = Counter()
     try:
         cells = expand(spec)
@@ -403,18 +444,20 @@ def run_sweep(spec: SweepSpec, store, *, executor: str = "serial", jobs: int | N
                    "max_time": spec.max_time, "threshold": spec.threshold,
                    "lowrank_threshold": spec.lowrank_threshold, "gemm": gemm,
                    "concurrent": executor == "process", "accuracy_only": spec.accuracy_only}
-        with make_executor(executor, init=init, timeout=spec.timeout, jobs=jobs) as ex:
-            for rec in _progress(ex.run(todo, options), len(todo), progress):
-                store.write_cell(run_id, rec)
-                counts[rec["status"]] += 1
+        if executor == "dask":
+            hosts = json.loads(store.run(run_id)["machine_json"] or "{}").get("hosts", {})
+            options["gemm_by_host"] = {h: v["gemm_gflops"] for h, v in hosts.items()
+                                       if v.get("gemm_gflops")}
+        for rec in _progress(ex.run(todo, options), len(todo), progress):
+            store.write_cell(run_id, rec)
+            counts[rec["status"]] += 1
     except KeyboardInterrupt:
         store.finish_run(run_id, "interrupted")
         raise Interrupted(run_id) from None
     except BaseException:
         store.finish_run(run_id, "interrupted")
         raise
-    store.finish_run(run_id, "complete")
-    return run_id, counts
+    return counts
 
 
 def _init(spec: SweepSpec) -> dict:
