@@ -311,7 +311,8 @@ class DaskExecutor:
                     cell = self._next(w, mine, queue)
                     if cell is None:
                         continue
-                    opts = dict(options, concurrent=len(self._per_host()[self._info[w]["host"]]) > 1)
+                    shared = len(self._per_host()[self._info[w]["host"]]) > 1
+                    opts = dict(options, concurrent=shared)
                     f = self.client.submit(
                         _run_cell_task, cell, opts, self.init, self._threads(w),
                         key=f"factorbench-cell-{cell['key'][:16]}-{uuid.uuid4().hex[:8]}",
