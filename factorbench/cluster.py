@@ -94,8 +94,12 @@ def _setup(init: dict, threads: int) -> None:
             registry.load_plugin(p)
         _STATE["plugins"] = plugins
     if _STATE.get("threads") != threads:
+        old = _STATE.pop("limiter", None)
+        if old is not None:
+            old.__exit__(None, None, None)
         limiter = blas_threads(int(threads))
         limiter.__enter__()  # for the worker's life, like the serial executor's worker
+        _STATE["limiter"] = limiter  # dropping it would close the generator: limits undone
         _STATE["threads"] = threads
 
 
@@ -193,8 +197,8 @@ class DaskExecutor:
                     )
                 self.client = distributed.Client(self._cluster, set_as_default=False)
             else:
-                self.client = distributed.Client(scheduler, timeout=_CONNECT_TIMEOUT,
-                                                 set_as_default=False)
+                # waits distributed.comm.timeouts.connect (30 s unless configured)
+                self.client = distributed.Client(scheduler, set_as_default=False)
         except (OSError, TimeoutError) as exc:
             self.close()
             where = f"at {scheduler}" if scheduler else "(LocalCluster)"
