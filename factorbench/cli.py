@@ -128,6 +128,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-less-accurate", type=float, metavar="FACTOR",
                    help="exit 1 when an accuracy ratio grew by more than FACTOR, "
                         "or a cell went from ok to failed/error/crashed")
+    p.add_argument("--across-hosts", action="store_true",
+                   help="compare the timings of cells that ran on different hosts of a "
+                        "cluster (by default they are n/a)")
     p.add_argument("--alpha", type=float, default=0.05,
                    help="significance level after Benjamini-Hochberg correction (0.05)")
     p.add_argument("--min-effect", type=float, default=10.0, metavar="PCT",
@@ -408,7 +411,8 @@ def cmd_compare(args) -> int:
         head_run, head_cells = store.run(head_id), store.cells([head_id])
     options = CompareOptions(alpha=args.alpha, min_effect=args.min_effect / 100,
                              fail_slower=args.fail_slower,
-                             fail_less_accurate=args.fail_less_accurate)
+                             fail_less_accurate=args.fail_less_accurate,
+                             across_hosts=args.across_hosts)
     cmp = compare_runs(base_run, base_cells, head_run, head_cells, options)
     print(format_table(cmp, limit=args.limit))
     default = Path("reports") / f"compare-{base_id}-{head_id}.html"

@@ -36,17 +36,26 @@ def variants(cells: pd.DataFrame) -> pd.Series:
     Parameters
     ----------
     cells : pandas.DataFrame
-        Columns ``impl`` and (optionally) ``params_json``.
+        Columns ``impl`` and, optionally, ``params_json``, ``host`` and ``run_id``.
 
     Returns
     -------
     pandas.Series of str
         ``lu/blocked[nb=64]`` where ``lu/blocked`` ran with several block
-        sizes, plain ``lu/lapack`` otherwise.
+        sizes, plain ``lu/lapack`` otherwise; ``lu/lapack@node2`` for the
+        cells of a run whose cells ran on several hosts (a cluster), so that
+        no series mixes two hosts' timings.
     """
     if "params_json" not in cells:
-        return cells["impl"].astype(str)
-    params = cells["params_json"].map(params_text)
-    distinct = params.groupby(cells["impl"]).transform("nunique")
-    suffixed = cells["impl"] + "[" + params + "]"
-    return suffixed.where((distinct > 1) & (params != ""), cells["impl"])
+        out = cells["impl"].astype(str)
+    else:
+        params = cells["params_json"].map(params_text)
+        distinct = params.groupby(cells["impl"]).transform("nunique")
+        suffixed = cells["impl"] + "[" + params + "]"
+        out = suffixed.where((distinct > 1) & (params != ""), cells["impl"])
+    if "host" in cells and "run_id" in cells:
+        # a run spread over a cluster: each host's timings are its own series
+        hosts = cells["host"].astype(object).where(cells["host"].notna(), "?").astype(str)
+        spread = hosts.groupby(cells["run_id"]).transform("nunique") > 1
+        out = out.where(~spread, out + "@" + hosts)
+    return out

@@ -232,6 +232,7 @@ ROW_COLUMNS = (
     "peak_speedup",
     "noisy",
     "concurrent",
+    "host_moved",
     *(f"{prefix}_{part}" for prefix, _ in ACCURACY_METRICS.values()
       for part in ("base", "head", "change")),
     "accuracy_change",
@@ -287,6 +288,7 @@ class CompareOptions:
     fail_less_accurate: float | None = None
     accuracy_factor: float = 2.0
     noise_sigmas: float = 3.0
+    across_hosts: bool = False
 
     def __post_init__(self):
         if not (_real(self.alpha) and 0 < self.alpha < 1):
@@ -403,6 +405,7 @@ class Comparison:
             "more_accurate": int(acc.get("more_accurate", 0)),
             "accuracy_same": int(acc.get("same", 0)),
             "accuracy_na": int(acc.get("n/a", 0)),
+            "host_moved": int(rows["host_moved"].sum()) if "host_moved" in rows else 0,
             "status_changes": int((rows["status_base"] != rows["status_head"]).sum()),
             "status_regressions": len(self.status_regressions),
             "base_only": len(self.base_only),
@@ -531,7 +534,7 @@ def compare_runs(
 
 _NUMERIC = ("m", "n", "kappa", "kappa_actual", "seed", "unit_roundoff", "time_median_s",
             "gflops", "peak_fraction", "unstable", "concurrent", *ACCURACY_METRICS)
-_TEXT = ("dtype", "kind", "params_json", "message", "samples_json", "nan_columns")
+_TEXT = ("dtype", "kind", "params_json", "message", "samples_json", "nan_columns", "host")
 
 
 def _normalise(cells: pd.DataFrame, which: str) -> pd.DataFrame:
@@ -694,7 +697,12 @@ def _speed(rows: pd.DataFrame, merged: pd.DataFrame, options: CompareOptions) ->
     if testable.any():
         p_adj[testable] = stats.false_discovery_control(p[testable], method="bh")
 
-    timed = np.isfinite(t_b) & np.isfinite(t_h)
+    # A run spread over a cluster holds cells timed on several hosts: a cell
+    # that ran on another host in the other run is not a code change.
+    moved = _host_moved(merged) & (not options.across_hosts)
+    testable &= ~moved
+    p[moved] = effect[moved] = np.nan
+    timed = np.isfinite(t_b) & np.isfinite(t_h) & ~moved
     with np.errstate(divide="ignore", invalid="ignore"):
         speedup = np.where(timed, t_b / t_h, np.nan)
         change = np.where(timed, t_h / t_b - 1.0, np.nan)
@@ -727,10 +735,25 @@ def _speed(rows: pd.DataFrame, merged: pd.DataFrame, options: CompareOptions) ->
     rows["gflops_head"] = merged["gflops_h"].to_numpy(float)
     rows["peak_base"], rows["peak_head"] = peak_b, peak_h
     rows["peak_speedup"] = peak_speedup
+    rows["host_moved"] = moved
     rows["noisy"] = (merged["unstable_b"] == 1).to_numpy() | (merged["unstable_h"] == 1).to_numpy()
     rows["concurrent"] = ((merged["concurrent_b"] == 1).to_numpy()
                           | (merged["concurrent_h"] == 1).to_numpy())
     return noise
+
+
+def _host_moved(merged: pd.DataFrame) -> np.ndarray:
+    """Cells timed on different hosts in the two runs, where a run spans several hosts.
+
+    Two single-host runs are a hardware comparison the user asked for (the
+    rendering says so); within a cluster run, which host a cell landed on is
+    the scheduler's choice, so those timings are never set against each other.
+    """
+    hb, hh = merged["host_b"], merged["host_h"]
+    known = hb.notna() & hh.notna()
+    if not known.any() or max(hb[known].nunique(), hh[known].nunique()) < 2:
+        return np.zeros(len(merged), dtype=bool)
+    return (known & (hb != hh)).to_numpy(bool)
 
 
 def _nan_marked(nan_columns: pd.Series, column: str) -> np.ndarray:

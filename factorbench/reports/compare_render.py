@@ -82,6 +82,11 @@ def _summary(cmp: Comparison) -> dict:
             "mix hardware and code; peak-normalised speedup divides each run's GFLOP/s by its "
             "own GEMM ceiling"
         )
+    if counts.get("host_moved"):
+        k = counts["host_moved"]
+        notes.append(
+            f"{k} cell{_s(k)} ran on different hosts of a cluster in the two runs: their timings "
+            "are not compared (n/a); compare --across-hosts sets them against each other")
     for info in (base, head):
         if info["status"] not in ("complete", "?"):
             notes.append(f"{info['which']} {info['name']} is {info['status']}: cells it did not "

@@ -510,3 +510,31 @@ def test_an_impl_that_moved_as_a_whole_does_not_widen_the_floor():
     # an uncentred spread would have been inflated by the shifted impl
     flat = run_to_run_noise(cmp.rows["speedup"], min_effect=0.1, sigmas=3)
     assert flat["spread"] > cmp.noise["spread"]
+
+
+def test_cells_that_moved_between_cluster_hosts_are_not_timed_against_each_other():
+    rng = np.random.default_rng(7)
+    pairs = [_pair(rng, 0.050, 0.080, 15, key=f"k{i}") for i in range(4)]
+    base = [dict(b, host=h) for (b, _), h in zip(pairs, ["n1", "n2", "n1", "n2"], strict=True)]
+    head = [dict(h, host=x) for (_, h), x in zip(pairs, ["n1", "n1", "n2", "n2"], strict=True)]
+    cmp = _compare(base, head, CompareOptions(fail_slower=10))
+    rows = cmp.rows.set_index("cell_key")
+    # k1 and k2 ran on the other host in head: never set against each other
+    assert list(rows["host_moved"]) == [False, True, True, False]
+    assert list(rows["speed_verdict"]) == ["slower", "n/a", "n/a", "slower"]
+    assert rows.loc["k1", "speedup"] != rows.loc["k1", "speedup"]  # NaN
+    assert cmp.counts["host_moved"] == 2 and cmp.counts["slower"] == 2
+    assert len(cmp.gate_failures()) == 2
+    assert "--across-hosts" in render_compare(cmp)
+    # asked for: every cell is compared
+    every = _compare(base, head, CompareOptions(across_hosts=True))
+    assert list(every.rows["speed_verdict"]) == ["slower"] * 4
+    assert every.counts["host_moved"] == 0
+
+
+def test_two_single_host_runs_are_still_a_hardware_comparison():
+    rng = np.random.default_rng(8)
+    b, h = _pair(rng, 0.050, 0.080, 15)
+    cmp = _compare([dict(b, host="laptop")], [dict(h, host="server")])
+    assert cmp.rows.iloc[0]["speed_verdict"] == "slower"
+    assert not cmp.rows.iloc[0]["host_moved"]
