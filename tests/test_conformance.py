@@ -29,11 +29,13 @@ def _kind(impl):
 
 def _params(impl_id):
     """One setting per swept parameter: its first declared value, except that a
-    block size is 8, so that at n = 32 the blocked code paths (several panels,
-    a trailing update) run instead of one panel covering the whole matrix."""
+    block size (``block``) or a dask chunk size (``chunk``) is 8, so that at
+    n = 32 the blocked code paths (several panels, a trailing update; several
+    chunks) run instead of one panel or chunk covering the whole matrix."""
     from factorbench.impls import get
 
-    return {k: [8 if k == "block" else v[0]] for k, v in get(impl_id).parameters.items()}
+    return {k: [8 if k in ("block", "chunk") else v[0]]
+            for k, v in get(impl_id).parameters.items()}
 
 
 def _cell(impl_id, dtype, kind, n=N, kappa=None, rank=None):

@@ -80,6 +80,7 @@ BUILTIN_MODULES = (
     "factorbench.impls.randomized",
     "factorbench.impls.peers",
     "factorbench.impls.mixed",
+    "factorbench.impls.distributed",
 )
 ENTRY_POINT_GROUP = "factorbench.impls"
 
