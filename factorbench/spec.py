@@ -398,13 +398,13 @@ PRESETS: dict[str, dict] = {
         "sizes": [48, 96, 192],
         "kappas": [1e2, 1e10],
         "dtypes": ["float64", "float32"],
-        # one block size, smaller than n, so the blocked paths run (the blas3
-        # preset sweeps them), and one setting of each randomized method (the
-        # randomized preset sweeps them)
+        # one block (and dask chunk) size, smaller than n, so the blocked paths
+        # run (the blas3 preset sweeps them), and one setting of each
+        # randomized method (the randomized preset sweeps them)
         # and refinement from float32 and emulated bfloat16 factors (float16 and its
         # slow GMRES-IR run in the standard preset)
-        "params": {"block": [32], "p": [10], "q": [2], "sketch": ["gaussian"],
-                   "factor": ["float32", "bfloat16"]},
+        "params": {"block": [32], "chunk": [32], "p": [10], "q": [2],
+                   "sketch": ["gaussian"], "factor": ["float32", "bfloat16"]},
         "min_time": 0.01,
         "max_repeats": 10,
         "max_time": 0.5,
@@ -416,7 +416,8 @@ PRESETS: dict[str, dict] = {
         # the emulated formats run only for the impls that declare them (the
         # textbook and blocked families); the others' cells are skipped
         "dtypes": ["float64", "float32", "float16", "bfloat16"],
-        "params": {"block": [64], "p": [10], "q": [0, 2], "sketch": ["gaussian", "srht"]},
+        "params": {"block": [64], "chunk": [128], "p": [10], "q": [0, 2],
+                   "sketch": ["gaussian", "srht"]},
         "min_time": 0.1,
         "max_repeats": 30,
         "max_time": 5.0,
