@@ -240,3 +240,42 @@ def test_dask_executor_refuses_a_memory_cap(tmp_path):
         DaskExecutor(init={"max_memory": 2**30}, timeout=10)
     with pytest.raises(SpecError, match="max-memory"):
         run_sweep(_spec(max_memory=2**30), Store(tmp_path / "m.sqlite"), executor="dask")
+
+
+def test_sigkill_of_a_dask_run_then_resume_fills_only_the_missing_cells(tmp_path, faulty_plugin):
+    import sqlite3
+
+    db = tmp_path / "r.sqlite"
+    sweep = ["run", "--ops", "lu", "--impls", "lu/slow", "--sizes", "8:80:+8", "--kappas",
+             "1e1:1e9:x100", "--dtypes", "float64,float32", "--kinds", "randsvd",
+             "--accuracy-only", "--no-progress", "--executor", "dask", "--jobs", "2",
+             "--db", str(db)]
+    env = dict(os.environ, FACTORBENCH_TEST_SLEEP="0.05")
+
+    def count():
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+                return con.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
+        except sqlite3.Error:
+            return 0
+
+    proc = subprocess.Popen([sys.executable, "-m", "factorbench", *sweep, "--plugin",
+                             faulty_plugin], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    t0 = time.monotonic()
+    while count() < 20 and proc.poll() is None:
+        assert time.monotonic() - t0 < 120
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    done = count()
+    assert 20 <= done < 100
+    out = subprocess.run([sys.executable, "-m", "factorbench", "run", "--resume", "--executor",
+                          "dask", "--jobs", "2", "--no-progress", "--db", str(db)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert f"complete: {100 - done} cells" in out.stdout
+    with sqlite3.connect(db) as con:
+        keys = [k for (k,) in con.execute("SELECT cell_key FROM cells")]
+        status = con.execute("SELECT status FROM runs").fetchone()[0]
+    assert len(keys) == len(set(keys)) == 100 and status == "complete"
