@@ -34,6 +34,17 @@ Choices where the contract was silent, and why:
   can fail, and must not happen in a process that only records versions.
   Besides the packages named in the design it records ``ml_dtypes`` (the
   emulated low precisions' rounding comes from it) and ``distributed``.
+- The GPU (:func:`gpus`, :func:`gpu_gemm_peaks`) is described through CuPy,
+  which is imported only when ``importlib.util.find_spec("cupy")`` finds it, so
+  a CPU-only machine pays nothing.  Its GEMM ceilings are probed on the device
+  (``cupy.matmul`` into a preallocated output, timed with CUDA events) at the
+  start of a run that includes GPU impls, at n = the largest size swept clipped
+  to 4096..8192 (:func:`gpu_gemm_size`: a GPU reaches its GEMM rate only on
+  larger operands than a CPU), and stored in the run's GEMM dict next to the
+  host's under :func:`ceiling_key` (``"gpu:float64"``), so a GPU cell's
+  ``peak_fraction`` divides by the ceiling of the device it ran on and a
+  resumed run reads both back.  float32 is probed as CuPy runs it by default
+  (true FP32; TF32 only with ``CUPY_TF32=1``).
 - ``git_commit`` treats a work tree whose state cannot be read as dirty: a
   result tagged with a clean commit must be reproducible from that commit.
 
@@ -69,6 +80,11 @@ __all__ = [
     "gemm_peak",
     "gemm_peaks",
     "gemm_size",
+    "gpus",
+    "gpu_gemm_peak",
+    "gpu_gemm_peaks",
+    "gpu_gemm_size",
+    "ceiling_key",
     "git_commit",
 ]
 
@@ -201,9 +217,8 @@ def fingerprint(threads: int | None = None) -> dict[str, Any]:
         ``physical_cores`` (None when not cheaply known), ``usable_cores``
         (affinity mask, None when not exposed), ``memory_bytes``, ``python``,
         ``numpy_version``, ``blas`` (:func:`factorbench.timing.blas_info`),
-        ``threads`` and ``gpus``. ``gpus`` is an empty list here; the GPU
-        backend appends one description per visible device, so that this
-        module never has to import a GPU library.
+        ``threads`` and ``gpus`` (:func:`gpus`: one description per visible
+        CUDA device, an empty list without CuPy or a device).
     """
     with blas_threads(threads):
         blas = blas_info()
@@ -220,8 +235,61 @@ def fingerprint(threads: int | None = None) -> dict[str, Any]:
         "numpy_version": np.__version__,
         "blas": blas,
         "threads": threads,
-        "gpus": [],
+        "gpus": gpus(),
     }
+
+
+def gpus() -> list[dict[str, Any]]:
+    """The CUDA devices CuPy sees, or ``[]`` (no CuPy, no driver, no device).
+
+    Returns
+    -------
+    list of dict
+        Per device: ``index``, ``name``, ``memory_bytes`` (total global
+        memory), ``compute_capability`` (``"9.0"``), ``multiprocessors``,
+        ``driver`` and ``cuda_runtime`` (CUDA versions as ``"13.0"``: the
+        driver's and the one CuPy was built against).  CuPy is imported only
+        when it is installed; reading the properties creates no CUDA context.
+    """
+    from factorbench.device import cupy_or_none
+
+    cupy = cupy_or_none()
+    if cupy is None:
+        return []
+    try:
+        rt = cupy.cuda.runtime
+        count = int(rt.getDeviceCount())
+        driver = _cuda_version(rt.driverGetVersion())
+        runtime = _cuda_version(rt.runtimeGetVersion())
+        props = [rt.getDeviceProperties(i) for i in range(count)]
+    except Exception:  # no driver, no device: nothing to describe
+        return []
+    out = []
+    for i, p in enumerate(props):
+        name = p.get("name")
+        out.append({
+            "index": i,
+            "name": name.decode(errors="replace") if isinstance(name, bytes) else name,
+            "memory_bytes": _int_or_none(p.get("totalGlobalMem")),
+            "compute_capability": f"{p.get('major')}.{p.get('minor')}",
+            "multiprocessors": _int_or_none(p.get("multiProcessorCount")),
+            "driver": driver,
+            "cuda_runtime": runtime,
+        })
+    return out
+
+
+def _cuda_version(v) -> str:
+    """CUDA's integer version (12040) as text ("12.4")."""
+    v = int(v)
+    return f"{v // 1000}.{v % 1000 // 10}"
+
+
+def _int_or_none(v) -> int | None:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
 
 
 def _distribution_version(import_name: str, owners: dict[str, list[str]]) -> str | None:
@@ -410,6 +478,11 @@ def gemm_peaks(dtypes: Iterable[str], *, n: int = 1024, min_time: float = 0.1) -
     ValueError
         For a dtype that is neither a GEMM dtype nor an emulated precision.
     """
+    return {name: gemm_peak(name, n=n, min_time=min_time) for name in _probe_dtypes(dtypes)}
+
+
+def _probe_dtypes(dtypes: Iterable[str]) -> list[str]:
+    """Canonical GEMM dtypes of a run's precisions, once each, emulated ones left out."""
     from factorbench.accuracy.precision import PRECISIONS
 
     names = []
@@ -418,7 +491,79 @@ def gemm_peaks(dtypes: Iterable[str], *, n: int = 1024, min_time: float = 0.1) -
         if known is not None and known.emulated:
             continue
         names.append(_gemm_dtype(dtype))
-    return {name: gemm_peak(name, n=n, min_time=min_time) for name in dict.fromkeys(names)}
+    return list(dict.fromkeys(names))
+
+
+def ceiling_key(dtype: str, device: str = "cpu") -> str:
+    """Key of a GEMM ceiling in a run's GEMM dict: the dtype name for the host
+    (``"float64"``), ``"<device>:<dtype>"`` for another device (``"gpu:float64"``)."""
+    return dtype if device == "cpu" else f"{device}:{dtype}"
+
+
+def gpu_gemm_size(sizes: Iterable[int]) -> int:
+    """Order of the GPU's GEMM probe: the largest size swept, clipped to 4096..8192
+    (a GPU's GEMM is latency-bound on smaller operands; 8192 takes milliseconds)."""
+    return int(min(max(max(sizes, default=4096), 4096), 8192))
+
+
+def gpu_gemm_peak(dtype: str, *, n: int = 4096, min_time: float = 0.1, repeats: int = 10) -> float:
+    """Best GEMM rate in GFLOP/s for one dtype on the current CUDA device.
+
+    ``cupy.matmul(A, B, out=C)`` on operands drawn on the device, one warm-up
+    call (cuBLAS handle, kernel selection) excluded, then timed calls (CUDA
+    events, :class:`factorbench.timing.EventTimer`) until their total reaches
+    ``min_time`` or ``repeats`` calls were made; the fastest counts.  The
+    operands and CuPy's memory pool are released afterwards.
+
+    Raises
+    ------
+    ValueError
+        For an unsupported dtype or non-positive ``n``/``repeats``.
+    RuntimeError
+        If the calls are too fast for the events to resolve.
+    """
+    from factorbench.device import modules
+    from factorbench.timing import EventTimer
+
+    name = _gemm_dtype(dtype)
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    cupy = modules()[0]
+    real = np.dtype(name).type(0).real.dtype
+    rng = cupy.random.default_rng(_GEMM_SEED)
+
+    def draw():
+        x = rng.standard_normal((n, n), dtype=real)
+        return (x + 1j * rng.standard_normal((n, n), dtype=real)).astype(name) if (
+            np.dtype(name).kind == "c") else x
+
+    operands = [draw(), draw(), cupy.empty((n, n), dtype=name)]  # A, B, C
+    try:
+        _, timing = time_call(
+            cupy.matmul, lambda: (operands[:2], {"out": operands[2]}), min_time=min_time,
+            min_repeats=1, max_repeats=repeats, max_time=float("inf"), timer=EventTimer(cupy.cuda))
+    finally:
+        operands.clear()  # the pool can only free blocks nothing refers to
+        cupy.get_default_memory_pool().free_all_blocks()
+    if timing.min_s <= 0.0:
+        raise RuntimeError(f"GPU GEMM at n={n} is too fast to time; use a larger n")
+    return gemm_flops(name, n) / timing.min_s / 1e9
+
+
+def gpu_gemm_peaks(dtypes: Iterable[str], *, n: int = 4096,
+                   min_time: float = 0.1) -> dict[str, float]:
+    """GEMM rates of the current CUDA device for the dtypes of a run.
+
+    Returns
+    -------
+    dict of str to float
+        GFLOP/s keyed by :func:`ceiling_key` (``"gpu:float64"``), emulated
+        precisions left out as in :func:`gemm_peaks`.
+    """
+    return {ceiling_key(name, "gpu"): gpu_gemm_peak(name, n=n, min_time=min_time)
+            for name in _probe_dtypes(dtypes)}
 
 
 def _git(args: list[str], cwd: Path) -> str | None:

@@ -471,6 +471,38 @@ PRESETS: dict[str, dict] = {
         "max_time": 5.0,
         "timeout": 600.0,
     },
+    # CPU against GPU: the GPU impls (the cuSOLVER drivers and the blocked
+    # family's square-matrix twins; TSQR and the randomized twins are for tall
+    # and low-rank shapes) next to the library driver a CPU user of each op
+    # would call, from sizes where the GPU loses to sizes where only it is
+    # practical, so the report can place the crossover with and without the
+    # host-device copies.  One well-conditioned problem per op and size (speed
+    # does not depend on kappa), square except least squares (2n x n).  SVD,
+    # eigh and least squares (by the SVD, about 10x LU's flops) stop at 8192,
+    # where gesdd on the host already takes minutes.
+    "gpu": {
+        "ops": ["lu", "cholesky", "qr", "svd", "eigh", "solve", "lstsq"],
+        "impls": ["cupy", "cupy-gesvd", "cupy-gesvdj", "cupy-gels", "blocked-cupy",
+                  "recursive-cupy", "cholqr2-blocked-cupy", "scholqr3-cupy",
+                  "lapack", "gesdd", "syevd", "gesv", "gelsd"],
+        "sizes": [256, 512, 1024, 2048, 4096, 8192, 16384],
+        "kappas": [1e2],
+        "dtypes": ["float64", "float32"],
+        "aspect": 1.0,
+        # GPU panels: the CPU presets' 32-64 columns leave a GPU idle
+        "params": {"block": [256]},
+        "per_op": {
+            "lu": {"kinds": ["randsvd"]},
+            "solve": {"kinds": ["randsvd"]},
+            "svd": {"sizes": [256, 512, 1024, 2048, 4096, 8192]},
+            "eigh": {"sizes": [256, 512, 1024, 2048, 4096, 8192]},
+            "lstsq": {"sizes": [256, 512, 1024, 2048, 4096, 8192], "aspect": 2.0},
+        },
+        "min_time": 0.5,
+        "max_repeats": 10,
+        "max_time": 10.0,
+        "timeout": 3600.0,
+    },
     "full": {
         "sizes": [64, 128, 256, 512, 1024, 2048, 4096],
         "kappas": [1e0, 1e2, 1e4, 1e6, 1e8, 1e10, 1e12, 1e14, 1e16],

@@ -17,7 +17,9 @@ in one transaction, the first time it is opened for writing: version 2 added
 least-squares right-hand side's residual as asked, ||r|| / ||A x||, and
 ||r|| / (||A||_2 ||x||), the eta of the forward-error scaling), version 4
 ``iterations`` and ``converged`` (of iterative methods: refinement steps,
-LSQR iterations).
+LSQR iterations), version 5 ``transfer_s`` (a GPU cell's host-to-device copy of
+its inputs plus the device-to-host copy of its outputs, kept out of the kernel
+time).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ __all__ = [
     "default_db_path",
 ]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _APP_ID = 0x46425348  # "FBSH": marks the file as ours (PRAGMA application_id)
 
 RUN_COLUMNS = {
@@ -94,6 +96,7 @@ CELL_COLUMNS = {
     "samples_json": "TEXT",
     "repeats": "INTEGER",
     "first_call_s": "REAL",
+    "transfer_s": "REAL",
     "unstable": "INTEGER",
     "concurrent": "INTEGER",
     "threads": "INTEGER",

@@ -65,7 +65,11 @@ def select_impls(spec: SweepSpec) -> list[registry.Impl]:
         registry.load_plugin(p)
     pool = [i for op in spec.ops for i in registry.impls(op)]
     if spec.impls is None:
-        return pool
+        # Every impl of the ops, less the GPU impls this machine cannot run: a sweep
+        # that names no impl expands to the same cells on every machine without a
+        # GPU; a GPU impl joins where it can run, and is recorded unavailable only
+        # when named (--impls, the gpu preset).
+        return [i for i in pool if i.device == "cpu" or i.availability()[0]]
     chosen = []
     names = {i.id for i in pool} | {i.name for i in pool}
     for want in spec.impls:
@@ -334,6 +338,10 @@ def _machine_info(spec):
         sizes = [n for op in spec.ops for n in spec.for_op(op).sizes]
         gemm = machine.gemm_peaks(spec.dtypes, n=machine.gemm_size(sizes))
         fp = machine.fingerprint(threads=spec.threads)
+    # GPU cells are normalised by the GPU's own ceiling ("gpu:float64"), probed
+    # only when the run has a GPU impl that can run here
+    if any(i.device == "gpu" and i.availability()[0] for i in select_impls(spec)):
+        gemm.update(machine.gpu_gemm_peaks(spec.dtypes, n=machine.gpu_gemm_size(sizes)))
     return fp, machine.versions(), gemm, machine.git_commit()
 
 

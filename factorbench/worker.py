@@ -12,9 +12,18 @@ timed on a matrix that rounding to the working precision broke.
 A ``MemoryError`` is the exception to that rule: it makes the cell
 ``crashed`` ("out of memory: ..."), like a worker killed for memory, and the
 worker that served it exits after sending the record, because a heap that ran
-out may leave the interpreter unusable.  With ``max_memory`` in its init the
+out may leave the interpreter unusable.  CuPy's device out-of-memory error (a
+``MemoryError`` too) is an ``error`` record instead: the host heap is sound and the
+device's pools are emptied after the cell.  With ``max_memory`` in its init the
 worker caps its own virtual address space (``RLIMIT_AS``) before it takes a
 cell, after starting its BLAS threads and measuring what it holds at idle.
+
+A cell of a GPU impl is measured the same way through :class:`factorbench.device.Gpu`:
+inputs copied to the device outside the timed region, CUDA-event timing, the first
+call under ``cupyx.errstate(linalg="raise")``, the result copied back to the host
+before the precision guard and the metrics, ``transfer_s`` recorded, the memory
+pools emptied after the cell.  Its ``peak_fraction`` divides by the GPU's GEMM
+ceiling.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ from factorbench.accuracy.metrics import (
 )
 from factorbench.accuracy.precision import precision, result_dtype_error, store
 from factorbench.impls.results import RESULT_TYPES
+from factorbench.machine import ceiling_key
 from factorbench.store import now
 
 __all__ = ["run_cell", "resolved_record", "serve", "MEMORY_HEADROOM"]
@@ -202,7 +212,8 @@ def run_cell(cell: dict, options: dict) -> dict:
     cell : dict
         A cell from :func:`factorbench.sweep.expand`.
     options : dict
-        min_time, max_repeats, max_time, threshold, gemm (dtype -> GFLOP/s),
+        min_time, max_repeats, max_time, threshold, gemm (dtype -> GFLOP/s; the
+        GPU's ceilings under :func:`factorbench.machine.ceiling_key`, ``"gpu:float64"``),
         gemm_by_host (host -> such a dict, for cluster executors), concurrent
         (bool), accuracy_only (bool: one call, no timed repeats).
     """
@@ -222,9 +233,31 @@ def oom_message(exc: BaseException) -> str:
     return f"out of memory: MemoryError{where}{': ' + detail if detail else ''}"
 
 
-def _run_cell(cell: dict, options: dict, started_at: str) -> dict:
+def _measure(func, make_args, options: dict, **clock):
+    """``(result, Timing or None, seconds or None)`` of one cell's impl: one call
+    (accuracy-only runs; its wall time) or the timed repeats.  ``clock`` is
+    the ``timer`` of a device that is not the host's."""
     from factorbench.timing import call_once, time_call
 
+    if options.get("accuracy_only"):
+        result, seconds = call_once(func, make_args, **clock)
+        return result, None, seconds
+    result, timing = time_call(
+        func, make_args, min_time=options.get("min_time", 0.2),
+        max_repeats=options.get("max_repeats", 50), max_time=options.get("max_time", 10.0),
+        min_repeats=min(3, options.get("max_repeats", 50)), **clock,
+    )
+    return result, timing, None
+
+
+def _gpu():
+    """The GPU a cell runs on (imports CuPy: only ever called for a GPU impl)."""
+    from factorbench.device import Gpu
+
+    return Gpu()
+
+
+def _run_cell(cell: dict, options: dict, started_at: str) -> dict:
     rec = dict(_base(cell), started_at=started_at, concurrent=bool(options.get("concurrent")))
     rec["threads"] = _blas_threads()
     impl = registry.get(cell["impl"])
@@ -247,20 +280,26 @@ def _run_cell(cell: dict, options: dict, started_at: str) -> dict:
     rec["kappa_actual"] = kappa_actual
     if cell["op"] == "lstsq":
         rec["eta"] = eta
+    gpu = None
     try:
-        if options.get("accuracy_only"):
-            result, seconds = call_once(impl.func, _args_maker(impl, cell, A_w, b))
-            timing = None
+        make_args = _args_maker(impl, cell, A_w, b)
+        if impl.device == "gpu":
+            gpu = _gpu()
+            result, timing, seconds = _measure(gpu.first_call_raises(impl.func),
+                                               gpu.inputs(make_args), options, timer=gpu.timer)
+            result = gpu.to_host(result)
+            rec["transfer_s"] = gpu.transfer_s
         else:
-            result, timing = time_call(
-                impl.func, _args_maker(impl, cell, A_w, b), min_time=options.get("min_time", 0.2),
-                max_repeats=options.get("max_repeats", 50), max_time=options.get("max_time", 10.0),
-                min_repeats=min(3, options.get("max_repeats", 50)),
-            )
-    except MemoryError:
-        raise
+            result, timing, seconds = _measure(impl.func, make_args, options)
+    except MemoryError as exc:
+        if gpu is None or not gpu.out_of_memory(exc):
+            raise
+        return _fail(rec, "error", f"out of GPU memory: {type(exc).__name__}: {exc}")
     except Exception as exc:
         return _fail(rec, "error", f"{type(exc).__name__}: {exc}")
+    finally:
+        if gpu is not None:
+            gpu.release()
     rec.update(timing.as_record() if timing else {"first_call_s": seconds, "repeats": 0})
     want = RESULT_TYPES[cell["op"]]
     if not isinstance(result, want):
@@ -281,9 +320,10 @@ def _run_cell(cell: dict, options: dict, started_at: str) -> dict:
     nominal = flops(cell["op"], cell["m"], cell["n"], complex_=p.is_complex)
     if nominal is not None and timing is not None and timing.median_s > 0:
         rec["gflops"] = nominal / timing.median_s / 1e9
-        # a cell that ran on another host of a cluster is normalised by that host's GEMM
+        # a cell that ran on another host of a cluster is normalised by that host's GEMM,
+        # a GPU cell by the GEMM of the GPU
         gemm = (options.get("gemm_by_host") or {}).get(_HOST) or options.get("gemm") or {}
-        peak = gemm.get(p.name)
+        peak = gemm.get(ceiling_key(p.name, impl.device))
         rec["peak_fraction"] = rec["gflops"] / peak if peak else None
     threshold = options.get("threshold", 30.0)
     lowrank_threshold = options.get("lowrank_threshold", LOWRANK_THRESHOLD)

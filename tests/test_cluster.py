@@ -21,8 +21,16 @@ from factorbench.sweep import Interrupted, expand, run_sweep  # noqa: E402
 ACCURACY = ("status", "passed", "kappa_actual", *METRIC_COLUMNS)
 
 
+def _builtin(ops):
+    """The built-in impls of ``ops`` (not those a plugin loaded into this test process)."""
+    from factorbench.impls import impls
+
+    return [i.id for op in ops for i in impls(op) if i.func.__module__.startswith("factorbench.")]
+
+
 def _spec(**kw):
-    base = dict(ops=["lu", "qr", "cholesky"], sizes=[24, 40], kappas=[1e2, 1e10],
+    base = dict(ops=["lu", "qr", "cholesky"], impls=_builtin(["lu", "qr", "cholesky"]),
+                sizes=[24, 40], kappas=[1e2, 1e10],
                 dtypes=["float64", "float32"], threads=1, accuracy_only=True,
                 params={"block": [8]}, timeout=60.0)
     base.update(kw)

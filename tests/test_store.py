@@ -160,7 +160,8 @@ def test_many_runs_opening_one_new_file_at_once(tmp_path):
 def _as_version_1(path):
     """Turn a current file into what schema version 1 wrote: none of the later columns."""
     con = sqlite3.connect(path)
-    for column in ("lowrank_spectral_ratio", "residual", "eta", "iterations", "converged"):
+    for column in ("lowrank_spectral_ratio", "residual", "eta", "iterations", "converged",
+                   "transfer_s"):
         con.execute(f"ALTER TABLE cells DROP COLUMN {column}")
     con.execute("PRAGMA user_version = 1")
     con.commit()
@@ -184,5 +185,31 @@ def test_older_schema_is_read_as_is_and_upgraded_on_write(db):
     assert list(df["cell_key"]) == ["k1", "k2"]
     assert df["lowrank_spectral_ratio"].tolist()[1] == 1.25
     con = sqlite3.connect(db)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+    con.close()
+
+
+def test_version_4_gains_transfer_s_in_place(db):
+    """Schema 5 added ``transfer_s`` (a GPU cell's host-device copies): a version-4
+    file reads as it is (the column missing), and opened for writing gains the
+    column in place with every stored cell kept."""
+    with Store(db) as s:
+        rid = s.begin_run(label="v4")
+        s.write_cell(rid, _record("k1"))
+    con = sqlite3.connect(db)
+    con.execute("ALTER TABLE cells DROP COLUMN transfer_s")
+    con.execute("PRAGMA user_version = 4")
+    con.commit()
+    con.close()
+    before = _digest(db)
+    with Store(db, readonly=True) as s:
+        df = s.cells([rid])
+    assert _digest(db) == before and df["transfer_s"].isna().all()
+    with Store(db) as s:
+        s.write_cell(rid, _record("k2", transfer_s=0.25))
+        df = s.cells([rid])
+    assert list(df["cell_key"]) == ["k1", "k2"]
+    assert df["transfer_s"].isna().tolist() == [True, False] and df["transfer_s"][1] == 0.25
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 5
     con.close()

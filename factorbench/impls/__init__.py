@@ -81,6 +81,7 @@ BUILTIN_MODULES = (
     "factorbench.impls.peers",
     "factorbench.impls.mixed",
     "factorbench.impls.distributed",
+    "factorbench.impls.gpu",
 )
 ENTRY_POINT_GROUP = "factorbench.impls"
 

@@ -35,6 +35,7 @@ from factorbench.reports._format import _fmt_time_ci as _fmt_time_ci_units
 from factorbench.reports._frames import loads as _loads
 from factorbench.reports._frames import variants as _variants
 from factorbench.reports.figure import palette
+from factorbench.reports.gpu import gpu_section, gpu_text
 from factorbench.reports.recommend import recommendation_grid
 from factorbench.reports.throughput import throughput_table
 from factorbench.reports.tradeoff import COLUMN_LABELS as _TRADEOFF_LABELS
@@ -149,6 +150,7 @@ def render_report(
             )
             for op in _ops(cells)
         ],
+        "gpu": gpu_section(cells, names),
         "problems": _problem_rows(cells, multi_run=multi_run),
         "not_run": _not_run_groups(cells),
         "csv_uri": _csv_uri(cells),
@@ -302,6 +304,15 @@ def _machine_items(machine: dict) -> list[tuple[str, str]]:
         # entries below list per library
         ("BLAS threads", machine.get("threads") or "library default"),
     ]
+    hosts = machine.get("hosts")
+    if isinstance(hosts, dict) and hosts:
+        # a dask run: the workers' hosts, each timing its own cells
+        items.append(("Dask workers", "; ".join(
+            f"{h}: {v.get('workers', '?')} x {v.get('blas_threads', '?')} BLAS thread(s)"
+            for h, v in sorted(hosts.items()) if isinstance(v, dict))))
+    gpus = [g for g in machine.get("gpus") or [] if isinstance(g, dict)]
+    if gpus:
+        items.append(("GPU", "; ".join(gpu_text(g) for g in gpus)))
     return [(k, _DASH if v is None or v == "" else str(v)) for k, v in items]
 
 
