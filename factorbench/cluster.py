@@ -45,8 +45,10 @@ Hosts
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import sys
 import time
 import uuid
 from collections import deque
@@ -57,6 +59,10 @@ __all__ = ["DaskExecutor", "ClusterError"]
 
 #: Seconds to wait for a scheduler to answer, and for a first worker.
 _CONNECT_TIMEOUT = 30.0
+
+#: Seconds to wait for a host's fingerprint and GEMM ceilings, and for a result.
+_HOST_INFO_TIMEOUT = 300.0
+_RESULT_TIMEOUT = 60.0
 
 #: Seconds between two looks at the cluster's worker list.
 _POLL = 0.25
@@ -76,11 +82,8 @@ def _probe() -> dict:
 
     import factorbench
 
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return {"host": socket.gethostname(), "cores": cores, "version": factorbench.__version__}
+    return {"host": socket.gethostname(), "cores": _usable_cores(),
+            "version": factorbench.__version__}
 
 
 def _setup(init: dict, threads: int) -> None:
@@ -145,6 +148,13 @@ def _groups(cells) -> deque:
     return out
 
 
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 class DaskExecutor:
     """Cells as pinned tasks on a dask.distributed cluster (see the module docstring).
 
@@ -159,6 +169,12 @@ class DaskExecutor:
         Address of a running scheduler; None starts a LocalCluster.
     jobs : int, optional
         Workers of the LocalCluster (default: one per core).
+
+    Raises
+    ------
+    ClusterError
+        dask.distributed is missing, the scheduler cannot be reached, no
+        worker joins, or a worker cannot run this factorbench.
     """
 
     concurrent = None  # decided per host: see the module docstring
@@ -177,16 +193,27 @@ class DaskExecutor:
         self.init = init
         self.timeout = float(timeout)
         self.scheduler = scheduler
+        self.client = None
         self._cluster = None
-        self._restartable = True
-        self._info: dict[str, dict] = {}  # worker address -> _probe()
+        self._info: dict[str, dict] = {}  # usable worker address -> _probe() + nanny
+        self._missing: dict[str, int] = {}  # worker -> consecutive looks without it
+        self._excluded: dict[str, str] = {}  # worker -> why it gets no cell
+        self._host_threads: dict[str, int] = {}  # fixed per host at its first sight
+        self._host_workers: dict[str, int] = {}
+        self._warned: set[str] = set()
+        self._tries: dict[str, int] = {}  # cell key -> times the cluster cancelled it
+        # The client's own log lines (reconnect attempts, a lost worker) are not
+        # for the terminal: what matters comes back as records or one error line.
+        self._log = logging.getLogger("distributed")
+        self._log_level = self._log.level
+        self._log.setLevel(logging.CRITICAL)
         try:
             if scheduler is None:
                 n = jobs or os.cpu_count() or 1
                 # The pools are sized at start, as the serial executor's worker
                 # sizes them (OpenBLAS reserves its pool when it loads, and a
                 # pool grown later by threadpoolctl splits work differently).
-                threads = init.get("threads") or max(1, (os.cpu_count() or 1) // n)
+                threads = init.get("threads") or max(1, _usable_cores() // n)
                 env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
                 env.update(dict.fromkeys(_THREAD_ENV, str(threads)))
                 # No dashboard port to collide with; Dask's own log lines off the terminal.
@@ -197,6 +224,7 @@ class DaskExecutor:
                     )
                 self.client = distributed.Client(self._cluster, set_as_default=False)
             else:
+                n = 1
                 # waits distributed.comm.timeouts.connect (30 s unless configured)
                 self.client = distributed.Client(scheduler, set_as_default=False)
         except (OSError, TimeoutError) as exc:
@@ -204,8 +232,9 @@ class DaskExecutor:
             where = f"at {scheduler}" if scheduler else "(LocalCluster)"
             raise ClusterError(f"cannot reach the Dask scheduler {where}: {exc}") from None
         try:
-            self.client.wait_for_workers(1, timeout=_CONNECT_TIMEOUT)
-            self._refresh()
+            # a LocalCluster's workers all join before the thread split is fixed
+            self.client.wait_for_workers(n, timeout=_CONNECT_TIMEOUT)
+            self._refresh(first=True)
         except ClusterError:
             self.close()
             raise
@@ -221,40 +250,94 @@ class DaskExecutor:
         self.close()
 
     def close(self):
-        client = getattr(self, "client", None)
-        if client is not None:
-            client.close()
+        if self.client is not None:
+            self.client.close()
             self.client = None
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
+        if getattr(self, "_log", None) is not None:
+            self._log.setLevel(self._log_level)
 
     # -- workers -----------------------------------------------------------
-    def _refresh(self) -> list[str]:
-        """The current workers' addresses; new ones are probed (host, cores, version)."""
+    def _running_workers(self) -> dict[str, dict]:
+        """The scheduler's workers that take tasks now, fetched fresh.
+
+        ``Client.scheduler_info`` returns an attribute that the client's own
+        periodic callback overwrites with an empty worker list, so it is not
+        used; paused and closing workers would never start a pinned cell.
+        """
+        ident = self.client.sync(self.client.scheduler.identity, n_workers=-1)
+        return {w: v for w, v in ident.get("workers", {}).items()
+                if v.get("status", "running") == "running"}
+
+    def _refresh(self, first: bool = False) -> list[str]:
+        """Usable workers now.  New ones are probed; one missing twice running is lost."""
         import factorbench
 
-        workers = list(self.client.scheduler_info(n_workers=-1)["workers"])
-        new = [w for w in workers if w not in self._info]
+        try:
+            current = self._running_workers()
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(f"lost the Dask scheduler: {exc}") from None
+        new = [w for w in current if w not in self._info and w not in self._excluded]
         if new:
             try:
                 found = self.client.run(_probe, workers=new, on_error="return")
             except (OSError, TimeoutError):
-                found = {}
+                found = {}  # they went away again; looked at next time
             for addr, info in found.items():
+                why = None
+                if isinstance(info, OSError | TimeoutError):
+                    continue  # not reachable right now: probed again at the next look
                 if isinstance(info, BaseException):
-                    raise ClusterError(
-                        f"Dask worker {addr} cannot run factorbench ({type(info).__name__}: "
-                        f"{info}); install the same factorbench on every worker")
-                if info["version"] != factorbench.__version__:
-                    raise ClusterError(
-                        f"Dask worker {addr} has factorbench {info['version']}, this client "
-                        f"{factorbench.__version__}; install the same version on every worker")
+                    why = (f"Dask worker {addr} cannot run factorbench "
+                           f"({type(info).__name__}: {info}); install the same factorbench "
+                           "on every worker")
+                elif info["version"] != factorbench.__version__:
+                    why = (f"Dask worker {addr} has factorbench {info['version']}, this client "
+                           f"{factorbench.__version__}; install the same version on every "
+                           "worker")
+                if why and first:
+                    raise ClusterError(why)
+                if why:
+                    self._exclude(addr, why)
+                    continue
+                info = dict(info, nanny=bool(current[addr].get("nanny")))
                 self._info[addr] = info
-        gone = set(self._info) - set(workers)
-        for addr in gone:
-            self._info.pop(addr)
-        return [w for w in workers if w in self._info]
+        for w in current:
+            self._missing.pop(w, None)
+        for w in [w for w in self._info if w not in current]:
+            self._missing[w] = self._missing.get(w, 0) + 1
+            if self._missing[w] >= 2:
+                self._forget(w)
+        if first or not self._host_threads:
+            self._fix_threads()
+        return [w for w in self._info if w in current]
+
+    def _fix_threads(self) -> None:
+        """Each host's BLAS threads per worker: --threads, else its share of the cores.
+
+        Fixed once, so that a worker lost or restarted never changes the
+        others' pools mid-run (and with them the results' rounding).
+        """
+        for host, addrs in self._per_host().items():
+            if host in self._host_threads:
+                continue
+            cores = self._info[addrs[0]]["cores"]
+            self._host_threads[host] = int(self.init.get("threads") or
+                                           max(1, cores // len(addrs)))
+            self._host_workers[host] = len(addrs)
+
+    def _forget(self, w: str) -> None:
+        self._info.pop(w, None)
+        self._missing.pop(w, None)
+
+    def _exclude(self, w: str, why: str) -> None:
+        self._excluded[w] = why
+        self._forget(w)
+        if why not in self._warned:
+            self._warned.add(why)
+            print(f"factorbench: {why}; it gets no cell", file=sys.stderr)
 
     def _per_host(self) -> dict[str, list[str]]:
         hosts: dict[str, list[str]] = {}
@@ -263,11 +346,10 @@ class DaskExecutor:
         return hosts
 
     def _threads(self, addr: str) -> int:
-        if self.init.get("threads"):
-            return int(self.init["threads"])
-        info = self._info[addr]
-        sharing = len(self._per_host()[info["host"]])
-        return max(1, info["cores"] // sharing)
+        host = self._info[addr]["host"]
+        if host not in self._host_threads:  # a host that joined mid-run
+            self._fix_threads()
+        return self._host_threads[host]
 
     def hosts(self, dtypes=(), gemm_n: int | None = None) -> dict[str, dict]:
         """Every host of the cluster: workers, cores, BLAS threads per worker and,
@@ -276,38 +358,55 @@ class DaskExecutor:
         out = {}
         for host, addrs in sorted(self._per_host().items()):
             threads = self._threads(addrs[0])
-            info = self.client.submit(
+            future = self.client.submit(
                 _host_info, threads, list(dtypes), gemm_n, workers=[addrs[0]],
-                allow_other_workers=False, pure=False).result()
+                allow_other_workers=False, pure=False)
+            try:
+                info = future.result(timeout=_HOST_INFO_TIMEOUT)
+            except Exception as exc:
+                future.cancel()
+                raise ClusterError(f"Dask worker {addrs[0]} on {host} did not describe its "
+                                   f"host: {type(exc).__name__}: {exc}") from None
             out[host] = {"workers": len(addrs), "cores": self._info[addrs[0]]["cores"],
                          "blas_threads": threads, **info}
         return out
 
     # -- running -----------------------------------------------------------
     def run(self, cells, options):
-        """Yield one record per cell, in completion order."""
+        """Yield one record per cell, in completion order.
+
+        Raises
+        ------
+        ClusterError
+            The scheduler was lost, or no worker was left for
+            ``_CONNECT_TIMEOUT`` seconds: the cells not yet run are left for
+            ``--resume``.
+        """
         import distributed
 
         from factorbench.store import now
-        from factorbench.worker import resolved_record
 
         queue = _groups(cells)
         mine: dict[str, deque] = {}  # worker -> the rest of the group it is working through
-        running: dict = {}  # future -> (worker, cell, started_at, deadline)
+        running: dict = {}  # future -> (worker, host, cell, started_at, deadline)
         last_look, idle_since = 0.0, None
         try:
             while queue or any(mine.values()) or running:
                 if time.monotonic() - last_look > _POLL:
                     workers = self._refresh()
                     last_look = time.monotonic()
-                    lost = [f for f, (w, *_) in running.items() if w not in self._info]
-                    for f in lost:
-                        w, cell, started, _ = running.pop(f)
+                    for w in [w for w in mine if w not in self._info]:
+                        self._requeue(w, mine, queue)  # lost while idle: its group goes back
+                    for f in [f for f, (w, *_) in running.items() if w not in self._info]:
+                        w, host, cell, started, _ = running.pop(f)
+                        if f.status == "finished":
+                            yield self._record(f, cell, started, host)
+                            continue
                         f.cancel()
-                        self._requeue(w, mine, queue)
-                        yield resolved_record(
-                            cell, "crashed", f"Dask worker {w} was lost mid-cell (its process "
-                            "died: killed, out of memory or crashed)", started)
+                        yield self._resolved(
+                            cell, "crashed", f"Dask worker {w} on {host} was lost mid-cell "
+                            "(its process died: killed, out of memory or crashed)", started,
+                            host)
                 busy = {w for w, *_ in running.values()}
                 for w in workers:
                     if w in busy or w not in self._info:
@@ -315,21 +414,23 @@ class DaskExecutor:
                     cell = self._next(w, mine, queue)
                     if cell is None:
                         continue
-                    shared = len(self._per_host()[self._info[w]["host"]]) > 1
-                    opts = dict(options, concurrent=shared)
+                    host = self._info[w]["host"]
+                    shared = self._host_workers.get(host, 1) > 1
                     f = self.client.submit(
-                        _run_cell_task, cell, opts, self.init, self._threads(w),
+                        _run_cell_task, cell, dict(options, concurrent=shared), self.init,
+                        self._threads(w),
                         key=f"factorbench-cell-{cell['key'][:16]}-{uuid.uuid4().hex[:8]}",
                         workers=[w], allow_other_workers=False, pure=False, retries=0)
-                    running[f] = (w, cell, now(), time.monotonic() + self.timeout)
+                    running[f] = (w, host, cell, now(), time.monotonic() + self.timeout)
                     busy.add(w)
                 if not running:
                     # cells left but no worker: wait for one, within reason
                     idle_since = idle_since or time.monotonic()
                     if time.monotonic() - idle_since > _CONNECT_TIMEOUT:
-                        for c in [c for g in (*queue, *mine.values()) for c in g]:
-                            yield resolved_record(c, "crashed", "no Dask worker left to run it")
-                        return
+                        raise ClusterError(
+                            f"no Dask worker took a cell for {_CONNECT_TIMEOUT:.0f} s"
+                            + (f" ({'; '.join(self._excluded.values())})"
+                               if self._excluded else ""))
                     time.sleep(_POLL)
                     last_look = 0.0
                     continue
@@ -338,28 +439,46 @@ class DaskExecutor:
                 wait_for = max(0.01, min(_POLL, nearest - time.monotonic()))
                 with self.client.as_current():
                     try:
-                        done, _ = distributed.wait(list(running), timeout=wait_for,
-                                                   return_when="FIRST_COMPLETED")
+                        distributed.wait(list(running), timeout=wait_for,
+                                         return_when="FIRST_COMPLETED")
                     except TimeoutError:
-                        done = ()
-                for f in done:
-                    w, cell, started, _ = running.pop(f)
-                    rec = self._record(f, cell, started)
+                        pass
+                    except (asyncio.CancelledError, distributed.client.FuturesCancelledError):
+                        pass  # handled below, future by future
+                if self.client.status not in ("running", "connecting"):
+                    raise ClusterError(f"lost the Dask scheduler (client {self.client.status})")
+                for f in [f for f in running if f.done()]:
+                    w, host, cell, started, _ = running.pop(f)
+                    if f.status == "cancelled":
+                        # not by us, so by the cluster (a restart, a reconnect): run it again
+                        self._retry(cell, w, mine, queue)
+                        continue
+                    rec = self._record(f, cell, started, host)
                     if rec["status"] == "crashed":
                         self._restart(w, mine, queue)
                     yield rec
                 for f in [f for f, (*_, d) in running.items() if time.monotonic() >= d]:
-                    w, cell, started, _ = running.pop(f)
+                    w, host, cell, started, _ = running.pop(f)
                     f.cancel()
                     self._restart(w, mine, queue)
-                    yield resolved_record(
+                    yield self._resolved(
                         cell, "timeout", f"cell exceeded the timeout of {self.timeout:g} s",
-                        started)
+                        started, host)
         finally:
-            if running:  # interrupted or abandoned: stop what still runs
+            if running and self.client is not None:
+                # interrupted or abandoned: stop what still runs
                 self.client.cancel(list(running), force=True)
 
-    def _next(self, w: str, mine: dict, queue: deque):
+    def _retry(self, cell, w, mine, queue) -> None:
+        """Run a cell the cluster cancelled once more (at the head of the queue)."""
+        self._tries[cell["key"]] = self._tries.get(cell["key"], 0) + 1
+        if self._tries[cell["key"]] > 2:
+            raise ClusterError(f"the Dask cluster cancelled cell {cell['key']} three times")
+        self._requeue(w, mine, queue)
+        queue.appendleft(deque([cell]))
+
+    @staticmethod
+    def _next(w: str, mine: dict, queue: deque):
         """The next cell for idle worker ``w`` (its group first, then a new one, then a steal)."""
         own = mine.get(w)
         if own:
@@ -375,19 +494,26 @@ class DaskExecutor:
         mine[w].reverse()
         return mine[w].popleft()
 
-    def _record(self, f, cell, started) -> dict:
+    @staticmethod
+    def _resolved(cell, status, message, started, host) -> dict:
+        """A record made here for a cell that ran on ``host``."""
         from factorbench.worker import resolved_record
 
-        if f.status == "finished":
-            return f.result()
-        if f.status == "cancelled":
-            return resolved_record(cell, "crashed", "the Dask cluster cancelled the cell",
-                                   started)
-        exc = f.exception()
-        name = type(exc).__name__
-        if name == "KilledWorker":
-            return resolved_record(cell, "crashed", f"Dask worker lost mid-cell: {exc}", started)
-        return resolved_record(cell, "error", f"the Dask task failed: {name}: {exc}", started)
+        return dict(resolved_record(cell, status, message, started), host=host)
+
+    def _record(self, f, cell, started, host) -> dict:
+        try:
+            if f.status == "finished":
+                return f.result(timeout=_RESULT_TIMEOUT)
+            exc = f.exception(timeout=_RESULT_TIMEOUT)
+        except Exception as err:  # the result went with its worker
+            return self._resolved(cell, "crashed", f"Dask worker lost with the cell's result "
+                                  f"({type(err).__name__}: {err})", started, host)
+        if type(exc).__name__ == "KilledWorker":
+            return self._resolved(cell, "crashed", f"Dask worker lost mid-cell: {exc}",
+                                  started, host)
+        return self._resolved(cell, "error", f"the Dask task failed: {type(exc).__name__}: "
+                              f"{exc}", started, host)
 
     @staticmethod
     def _requeue(w: str, mine: dict, queue: deque) -> None:
@@ -397,16 +523,24 @@ class DaskExecutor:
             queue.appendleft(rest)
 
     def _restart(self, w: str, mine: dict, queue: deque) -> None:
-        """Restart worker ``w`` (its nanny starts a fresh process under a new address)."""
+        """Restart worker ``w``: its nanny starts a fresh process under a new address.
+
+        A worker without a nanny cannot be restarted (and may still be running
+        the cell): it is retired, and never given a cell again.
+        """
         self._requeue(w, mine, queue)
-        if self._restartable:
+        info = self._info.get(w)
+        if info is not None and info.get("nanny"):
             try:
-                self.client.restart_workers([w], timeout=_CONNECT_TIMEOUT, raise_for_error=True)
-            except Exception:  # no nanny (a bare dask-worker): it cannot be restarted
-                self._restartable = False
-        if not self._restartable:
-            try:  # a worker that cannot be restarted may still be running the cell: retire it
-                self.client.retire_workers([w], close_workers=True)
-            except Exception:
+                self.client.restart_workers([w], timeout=_CONNECT_TIMEOUT,
+                                            raise_for_error=False)
+            except Exception:  # already gone, or slow to come back: the next looks tell
                 pass
-        self._info.pop(w, None)
+            self._forget(w)
+            return
+        try:
+            self.client.retire_workers([w], close_workers=True)
+        except Exception:
+            pass
+        self._exclude(w, f"Dask worker {w} has no nanny to restart it after a crash or a "
+                         "timeout: retired")

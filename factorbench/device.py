@@ -15,7 +15,8 @@ differences, all held by :class:`Gpu`:
    after every routine and raises ``LinAlgError`` (a Cholesky of a matrix
    that is not positive definite becomes an ``error`` record, not silent
    garbage).  The timed repeats run in CuPy's default mode, which skips that
-   check and the device synchronisation it costs.
+   check and the device synchronisation it costs (``lu_factor`` and
+   ``lstsq`` read their ``info`` or rank in every mode, so they pay it always).
 4. The result is copied back to host NumPy arrays (:meth:`Gpu.to_host`,
    timed too) before the precision guard and the metrics, which run on the
    host in float64 like every other cell's.

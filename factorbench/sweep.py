@@ -266,7 +266,8 @@ def cell_seconds(impl, op: str, m: int, n: int, dtype: str, spec: SweepSpec) -> 
     :data:`TEXTBOOK_RATE` for textbook impls and :data:`LIBRARY_RATE` for the
     others.  The cell costs the first call, the timed repeats
     ``max(min_time, 3 t_call)`` (at most ``max_repeats`` calls, and no more
-    than ``max_time`` once one repeat is made), the harness's own work
+    than ``max_time`` once one repeat is made; none in an accuracy-only
+    run), the harness's own work
     (``ACCURACY_WORK m n^2`` flops at the library rate: matrix, kappa_actual,
     residuals) and :data:`CELL_OVERHEAD_S`, never more than the timeout.
     """
@@ -275,8 +276,8 @@ def cell_seconds(impl, op: str, m: int, n: int, dtype: str, spec: SweepSpec) -> 
     if work is None:
         work = 10.0 * m * n * n * (4 if cplx else 1)
     t_call = work / (TEXTBOOK_RATE if impl.family == "textbook" else LIBRARY_RATE)
-    repeats = min(max(spec.min_time, 3 * t_call), spec.max_repeats * t_call,
-                  max(spec.max_time, t_call))
+    repeats = 0.0 if spec.accuracy_only else min(
+        max(spec.min_time, 3 * t_call), spec.max_repeats * t_call, max(spec.max_time, t_call))
     harness = ACCURACY_WORK * m * n * n * (4 if cplx else 1) / LIBRARY_RATE
     return min(t_call + repeats + harness + CELL_OVERHEAD_S, spec.timeout)
 
@@ -330,19 +331,24 @@ def _resolve(impl, cell, spec, avail, skip_reason):
     return None
 
 
-def _machine_info(spec):
+def _machine_info(spec, *, gemm: bool = True):
+    """This machine's fingerprint, versions, GEMM ceilings (when ``gemm``) and commit.
+
+    Accuracy-only runs record no GFLOP/s, so they measure no ceiling; dask runs
+    measure theirs on each worker host (:func:`_cluster_hosts`).
+    """
     from factorbench import machine
     from factorbench.timing import blas_threads
 
+    sizes = [n for op in spec.ops for n in spec.for_op(op).sizes]
     with blas_threads(spec.threads):
-        sizes = [n for op in spec.ops for n in spec.for_op(op).sizes]
-        gemm = machine.gemm_peaks(spec.dtypes, n=machine.gemm_size(sizes))
+        peaks = machine.gemm_peaks(spec.dtypes, n=machine.gemm_size(sizes)) if gemm else {}
         fp = machine.fingerprint(threads=spec.threads)
     # GPU cells are normalised by the GPU's own ceiling ("gpu:float64"), probed
     # only when the run has a GPU impl that can run here
-    if any(i.device == "gpu" and i.availability()[0] for i in select_impls(spec)):
-        gemm.update(machine.gpu_gemm_peaks(spec.dtypes, n=machine.gpu_gemm_size(sizes)))
-    return fp, machine.versions(), gemm, machine.git_commit()
+    if gemm and any(i.device == "gpu" and i.availability()[0] for i in select_impls(spec)):
+        peaks.update(machine.gpu_gemm_peaks(spec.dtypes, n=machine.gpu_gemm_size(sizes)))
+    return fp, machine.versions(), peaks, machine.git_commit()
 
 
 def run_sweep(spec: SweepSpec, store, *, executor: str = "serial", jobs: int | None = None,
@@ -395,30 +401,39 @@ def run_sweep(spec: SweepSpec, store, *, executor: str = "serial", jobs: int | N
     init = _init(spec)
     if executor != "dask":
         check_memory_cap(init)  # a cap too small for a worker: refused, nothing written
+    run_id = None
     try:
-        ex = make_executor(executor, init=init, timeout=spec.timeout, jobs=jobs,
-                           scheduler=scheduler)
+        with make_executor(executor, init=init, timeout=spec.timeout, jobs=jobs,
+                           scheduler=scheduler) as ex:
+            if run is not None:
+                run_id = run["run_id"]
+                gemm = json.loads(run["gemm_gflops_json"] or "{}")
+                fields = {"status": "running", "finished_at": None, "pid": os.getpid()}
+                if executor == "dask":
+                    machine = json.loads(run["machine_json"] or "{}")
+                    # hosts met before keep the ceilings their cells were judged by
+                    machine["hosts"] = {**_cluster_hosts(ex, spec), **machine.get("hosts", {})}
+                    fields["machine_json"] = json.dumps(machine)
+                store.set_run(run_id, **fields)
+            else:
+                cluster = executor == "dask"
+                fp, versions, gemm, commit = _machine_info(
+                    spec, gemm=not (cluster or spec.accuracy_only))
+                if cluster:
+                    fp["hosts"] = _cluster_hosts(ex, spec)
+                    if len(fp["hosts"]) == 1:  # the run's one ceiling is its one host's
+                        gemm = dict(next(iter(fp["hosts"].values())).get("gemm_gflops") or {})
+                run_id = store.begin_run(label=label, argv=argv, spec=spec.to_json(),
+                                         machine=fp, versions=versions, gemm=gemm,
+                                         git_commit=commit)
+            if on_start:
+                on_start(run_id)
+            counts = _run_cells(spec, store, run_id, ex, executor, gemm, progress)
     except ClusterError as exc:
-        raise SpecError(str(exc)) from None
-    with ex:
-        if run is not None:
-            run_id = run["run_id"]
-            gemm = json.loads(run["gemm_gflops_json"] or "{}")
-            fields = {"status": "running", "finished_at": None, "pid": os.getpid()}
-            if executor == "dask":
-                machine = json.loads(run["machine_json"] or "{}")
-                machine["hosts"] = {**machine.get("hosts", {}), **_cluster_hosts(ex, spec)}
-                fields["machine_json"] = json.dumps(machine)
-            store.set_run(run_id, **fields)
-        else:
-            fp, versions, gemm, commit = _machine_info(spec)
-            if executor == "dask":
-                fp["hosts"] = _cluster_hosts(ex, spec)
-            run_id = store.begin_run(label=label, argv=argv, spec=spec.to_json(), machine=fp,
-                                     versions=versions, gemm=gemm, git_commit=commit)
-        if on_start:
-            on_start(run_id)
-        counts = _run_cells(spec, store, run_id, ex, executor, gemm, progress)
+        if run_id is None:
+            raise SpecError(str(exc)) from None
+        raise SpecError(f"{exc}; run {run_id} interrupted, finished cells kept (continue "
+                        f"with: factorbench run --resume {run_id})") from None
     store.finish_run(run_id, "complete")
     return run_id, counts
 
@@ -453,7 +468,9 @@ def _run_cells(spec, store, run_id, ex, executor, gemm, progress) -> Counter:
                    "lowrank_threshold": spec.lowrank_threshold, "gemm": gemm,
                    "concurrent": executor == "process", "accuracy_only": spec.accuracy_only}
         if executor == "dask":
+            # each cell by its own host's ceiling; none for a host without one
             hosts = json.loads(store.run(run_id)["machine_json"] or "{}").get("hosts", {})
+            options["gemm"] = {}
             options["gemm_by_host"] = {h: v["gemm_gflops"] for h, v in hosts.items()
                                        if v.get("gemm_gflops")}
         for rec in _progress(ex.run(todo, options), len(todo), progress):

@@ -287,3 +287,109 @@ def test_sigkill_of_a_dask_run_then_resume_fills_only_the_missing_cells(tmp_path
         keys = [k for (k,) in con.execute("SELECT cell_key FROM cells")]
         status = con.execute("SELECT status FROM runs").fetchone()[0]
     assert len(keys) == len(set(keys)) == 100 and status == "complete"
+
+
+class _StubClient:
+    """What _refresh asks of a client: the running workers and a probe of the new ones."""
+
+    def __init__(self):
+        self.workers, self.probes = {}, {}
+
+    def run(self, func, workers, on_error):
+        return {w: self.probes[w] for w in workers}
+
+
+def _stub_executor(threads=None):
+    ex = DaskExecutor.__new__(DaskExecutor)
+    ex.init, ex.client = {"threads": threads}, _StubClient()
+    ex._info, ex._missing, ex._excluded = {}, {}, {}
+    ex._host_threads, ex._host_workers, ex._warned, ex._tries = {}, {}, set(), {}
+    ex._log = None
+    ex._running_workers = lambda: {w: {"nanny": "n"} for w in ex.client.workers}
+    return ex
+
+
+def _probe_of(host, cores=4):
+    import factorbench
+
+    return {"host": host, "cores": cores, "version": factorbench.__version__}
+
+
+def test_a_worker_missing_from_one_look_is_not_lost_and_threads_stay_fixed(capsys):
+    ex = _stub_executor()
+    ex.client.workers = {"a": 1, "b": 1}
+    ex.client.probes = {"a": _probe_of("h1"), "b": _probe_of("h1")}
+    assert ex._refresh(first=True) == ["a", "b"]
+    assert ex._threads("a") == ex._threads("b") == 2  # 4 cores, 2 workers
+    del ex.client.workers["b"]
+    assert ex._refresh() == ["a"] and "b" in ex._info  # one look: not yet lost
+    ex.client.workers["b"] = 1
+    ex._refresh()
+    del ex.client.workers["b"]
+    ex._refresh()
+    ex._refresh()
+    assert "b" not in ex._info  # gone two looks running: lost
+    assert ex._threads("a") == 2  # the survivor's pool is not regrown mid-run
+
+
+def test_workers_that_cannot_run_factorbench_are_refused_at_start_and_excluded_later(capsys):
+    ex = _stub_executor()
+    ex.client.workers = {"a": 1}
+    ex.client.probes = {"a": ModuleNotFoundError("No module named 'factorbench'")}
+    with pytest.raises(Exception, match="cannot run factorbench"):
+        ex._refresh(first=True)
+    ex = _stub_executor()
+    ex.client.workers = {"a": 1}
+    ex.client.probes = {"a": _probe_of("h1")}
+    ex._refresh(first=True)
+    # mid-run: a stale install joins, an unreachable one is probed again later
+    ex.client.workers.update(b=1, c=1)
+    ex.client.probes.update(b=dict(_probe_of("h2"), version="0.0.1"), c=OSError("refused"))
+    assert ex._refresh() == ["a"]
+    assert "b" in ex._excluded and "c" not in ex._excluded
+    assert "has factorbench 0.0.1" in capsys.readouterr().err
+    ex.client.probes["c"] = _probe_of("h3")
+    assert ex._refresh() == ["a", "c"]
+
+
+def test_losing_the_scheduler_mid_run_is_one_line_and_resumable(tmp_path, faulty_plugin):
+    import sqlite3
+
+    import distributed
+
+    db = tmp_path / "l.sqlite"
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
+    env = dict(os.environ, FACTORBENCH_TEST_SLEEP="0.05",
+               DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="3s")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "factorbench", "run", "--ops", "lu", "--impls", "lu/slow",
+         "--sizes", "8:80:+8", "--kappas", "1e1:1e9:x100", "--dtypes", "float64,float32",
+         "--kinds", "randsvd", "--accuracy-only", "--no-progress", "--executor", "dask",
+         "--scheduler", cluster.scheduler_address, "--plugin", faulty_plugin, "--db", str(db)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    def count():
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+                return con.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
+        except sqlite3.Error:
+            return 0
+
+    t0 = time.monotonic()
+    while count() < 10 and proc.poll() is None:
+        assert time.monotonic() - t0 < 120
+        time.sleep(0.05)
+    cluster.close()
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 2, err
+    lines = [t for t in err.strip().splitlines() if t.startswith("factorbench")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "interrupted" in lines[0] and "--resume 1" in lines[0]
+    with Store(db, readonly=True) as store:
+        assert store.run(1)["status"] == "interrupted"
+        kept = len(store.cells([1]))
+    assert 10 <= kept < 100
+    # the cells not run are not recorded as crashed: --resume runs them
+    with Store(db, readonly=True) as store:
+        assert "crashed" not in set(store.cells([1])["status"])

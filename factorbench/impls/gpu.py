@@ -34,9 +34,12 @@ synchronisation); the harness runs each cell's first call, the one whose
 result is judged, under ``cupyx.errstate(linalg="raise")``, where
 ``cholesky``, ``qr``, ``svd``, ``gesvdj``, ``eigh``, ``gesv`` and ``gels``
 raise ``LinAlgError`` on ``info != 0`` (not positive definite, no
-convergence, exactly singular).  ``lu_factor`` reads its ``info`` itself and
-only warns on an exactly zero pivot, returning the factorization, as
-``lu/lapack`` does.
+convergence, exactly singular; ``qr`` and ``gels`` report only invalid
+arguments, so rank deficiency shows in their factors instead).  ``lu_factor``
+always reads its ``info`` and only warns on an exactly zero pivot, returning
+the factorization; unlike LAPACK's xgetrf, which skips scaling by a zero pivot,
+cuSOLVER may then leave Inf/NaN below it in L, so such a cell fails where
+``lu/lapack`` passes.
 
 GPU twins: every implementation of the blocked and randomized families is
 written once against the array namespace (``array_api_compat``) and runs on
@@ -158,7 +161,8 @@ def lu_getrf(A) -> LU:
     LU
         perm (n,) NumPy intp (host), L (n, n) unit lower and U (n, n) upper
         (device), ``A[perm] = L @ U``.  An exactly zero pivot is returned, not
-        raised (CuPy warns), as xgetrf reports it with ``info > 0``.
+        raised (CuPy warns; xgetrf reports it with ``info > 0``), and L may
+        then hold Inf/NaN (see the module docstring).
 
     References
     ----------

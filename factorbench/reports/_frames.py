@@ -36,15 +36,16 @@ def variants(cells: pd.DataFrame) -> pd.Series:
     Parameters
     ----------
     cells : pandas.DataFrame
-        Columns ``impl`` and, optionally, ``params_json``, ``host`` and ``run_id``.
+        Columns ``impl`` and, optionally, ``params_json``, and ``host``,
+        ``run_id`` and ``time_median_s``.
 
     Returns
     -------
     pandas.Series of str
         ``lu/blocked[nb=64]`` where ``lu/blocked`` ran with several block
         sizes, plain ``lu/lapack`` otherwise; ``lu/lapack@node2`` for the
-        cells of a run whose cells ran on several hosts (a cluster), so that
-        no series mixes two hosts' timings.
+        timed cells of a run whose cells were timed on several hosts (a
+        cluster), so that no series mixes two hosts' timings.
     """
     if "params_json" not in cells:
         out = cells["impl"].astype(str)
@@ -53,9 +54,12 @@ def variants(cells: pd.DataFrame) -> pd.Series:
         distinct = params.groupby(cells["impl"]).transform("nunique")
         suffixed = cells["impl"] + "[" + params + "]"
         out = suffixed.where((distinct > 1) & (params != ""), cells["impl"])
-    if "host" in cells and "run_id" in cells:
-        # a run spread over a cluster: each host's timings are its own series
-        hosts = cells["host"].astype(object).where(cells["host"].notna(), "?").astype(str)
-        spread = hosts.groupby(cells["run_id"]).transform("nunique") > 1
-        out = out.where(~spread, out + "@" + hosts)
+    if "host" in cells and "run_id" in cells and "time_median_s" in cells:
+        # a run whose cells were timed on several hosts (a cluster): each
+        # host's timings are their own series; cells without a timing (skipped,
+        # errors, accuracy-only runs) keep the plain name
+        timed = cells["time_median_s"].notna() & cells["host"].notna()
+        hosts = cells["host"].where(timed)
+        spread = timed & (hosts.groupby(cells["run_id"]).transform("nunique") > 1)
+        out = out.where(~spread, out + "@" + hosts.astype(str))
     return out

@@ -750,10 +750,13 @@ def _host_moved(merged: pd.DataFrame) -> np.ndarray:
     the scheduler's choice, so those timings are never set against each other.
     """
     hb, hh = merged["host_b"], merged["host_h"]
-    known = hb.notna() & hh.notna()
-    if not known.any() or max(hb[known].nunique(), hh[known].nunique()) < 2:
+    # only timed cells count: a record made without running (skipped, a lost
+    # worker's cell) may carry another host
+    tb = merged["time_median_s_b"].notna() & hb.notna()
+    th = merged["time_median_s_h"].notna() & hh.notna()
+    if max(hb[tb].nunique(), hh[th].nunique()) < 2:
         return np.zeros(len(merged), dtype=bool)
-    return (known & (hb != hh)).to_numpy(bool)
+    return (tb & th & (hb != hh)).to_numpy(bool)
 
 
 def _nan_marked(nan_columns: pd.Series, column: str) -> np.ndarray:

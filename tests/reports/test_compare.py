@@ -538,3 +538,14 @@ def test_two_single_host_runs_are_still_a_hardware_comparison():
     cmp = _compare([dict(b, host="laptop")], [dict(h, host="server")])
     assert cmp.rows.iloc[0]["speed_verdict"] == "slower"
     assert not cmp.rows.iloc[0]["host_moved"]
+
+
+def test_untimed_cells_recorded_on_the_client_do_not_make_a_run_multi_host():
+    rng = np.random.default_rng(9)
+    b, h = _pair(rng, 0.050, 0.080, 15)
+    skipped = _cell("s", status="skipped")
+    # head ran on one remote host; its skipped cell was recorded on the client
+    cmp = _compare([dict(b, host="client"), dict(skipped, host="client")],
+                   [dict(h, host="node1"), dict(skipped, host="client")])
+    assert not cmp.rows["host_moved"].any() and cmp.counts["host_moved"] == 0
+    assert cmp.rows.set_index("cell_key").loc["k", "speed_verdict"] == "slower"
