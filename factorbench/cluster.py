@@ -64,6 +64,9 @@ _CONNECT_TIMEOUT = 30.0
 _HOST_INFO_TIMEOUT = 300.0
 _RESULT_TIMEOUT = 60.0
 
+#: The glibc setting Dask's nannies export by default (distributed.nanny.pre-spawn-environ).
+_TRIM = "MALLOC_TRIM_THRESHOLD_"
+
 #: Seconds between two looks at the cluster's worker list.
 _POLL = 0.25
 
@@ -77,13 +80,13 @@ _STATE: dict = {}
 
 
 def _probe() -> dict:
-    """What a worker process is: host, usable cores, factorbench version."""
+    """What a worker process is: host, usable cores, factorbench version, malloc setting."""
     import socket
 
     import factorbench
 
     return {"host": socket.gethostname(), "cores": _usable_cores(),
-            "version": factorbench.__version__}
+            "version": factorbench.__version__, "malloc_trim": os.environ.get(_TRIM)}
 
 
 def _setup(init: dict, threads: int) -> None:
@@ -107,19 +110,31 @@ def _setup(init: dict, threads: int) -> None:
 
 
 def _run_cell_task(cell: dict, options: dict, init: dict, threads: int) -> dict:
-    """The task: one cell on this worker (never raises for what the impl does)."""
+    """The task: one cell on this worker (never raises for what the impl does).
+
+    What the impl prints, and the warnings it raises, go to this worker's log
+    file (``factorbench-dask-<pid>.log`` in the temporary directory), as the
+    serial executor's worker keeps them: a LocalCluster's workers share the
+    run's terminal, which is for the progress bar and the one-line errors.
+    """
+    import contextlib
+    import tempfile
     import traceback
 
     from factorbench.worker import oom_message, resolved_record, run_cell
 
-    try:
-        _setup(init, threads)
-        return run_cell(cell, options)
-    except MemoryError as exc:
-        return resolved_record(cell, "crashed", oom_message(exc))
-    except BaseException as exc:  # SystemExit from an impl, a plugin that fails to load
-        traceback.print_exc()
-        return resolved_record(cell, "error", f"{type(exc).__name__} escaped the cell: {exc}")
+    log = os.path.join(tempfile.gettempdir(), f"factorbench-dask-{os.getpid()}.log")
+    with open(log, "a", encoding="utf-8", errors="replace") as out, \
+            contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            _setup(init, threads)
+            return run_cell(cell, options)
+        except MemoryError as exc:
+            return resolved_record(cell, "crashed", oom_message(exc))
+        except BaseException as exc:  # SystemExit from an impl, a plugin that fails to load
+            traceback.print_exc()
+            return resolved_record(cell, "error",
+                                   f"{type(exc).__name__} escaped the cell: {exc}")
 
 
 def _host_info(threads: int | None, dtypes: list[str], gemm_n: int | None) -> dict:
@@ -216,6 +231,12 @@ class DaskExecutor:
                 threads = init.get("threads") or max(1, _usable_cores() // n)
                 env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
                 env.update(dict.fromkeys(_THREAD_ENV, str(threads)))
+                # Dask's nannies set MALLOC_TRIM_THRESHOLD_ (64 KiB), which turns off
+                # glibc's dynamic mmap threshold: every large temporary is then
+                # mmapped, freed to the OS and faulted in again (lu/gepp at n = 1024
+                # took 3.0 s instead of 0.84 s here).  The serial executor's worker
+                # runs with glibc's defaults, and so do these.
+                env.pop(_TRIM, None)
                 # No dashboard port to collide with; Dask's own log lines off the terminal.
                 with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
                     self._cluster = distributed.LocalCluster(
@@ -231,6 +252,10 @@ class DaskExecutor:
             self.close()
             where = f"at {scheduler}" if scheduler else "(LocalCluster)"
             raise ClusterError(f"cannot reach the Dask scheduler {where}: {exc}") from None
+        except RuntimeError as exc:  # "Nanny failed to start": a worker died at start
+            self.close()
+            raise ClusterError(f"the Dask LocalCluster could not start its workers: "
+                               f"{exc}") from None
         try:
             # a LocalCluster's workers all join before the thread split is fixed
             self.client.wait_for_workers(n, timeout=_CONNECT_TIMEOUT)
@@ -304,6 +329,12 @@ class DaskExecutor:
                     continue
                 info = dict(info, nanny=bool(current[addr].get("nanny")))
                 self._info[addr] = info
+                if info.get("malloc_trim") is not None:
+                    self._warn(f"Dask worker {addr} runs with {_TRIM}={info['malloc_trim']} "
+                               "(a nanny default): allocation-heavy impls run up to 3.6x "
+                               "slower than under the serial executor; start the workers "
+                               f"without it (distributed.nanny.pre-spawn-environ.{_TRIM}: "
+                               "null)")
         for w in current:
             self._missing.pop(w, None)
         for w in [w for w in self._info if w not in current]:
@@ -335,9 +366,13 @@ class DaskExecutor:
     def _exclude(self, w: str, why: str) -> None:
         self._excluded[w] = why
         self._forget(w)
-        if why not in self._warned:
-            self._warned.add(why)
-            print(f"factorbench: {why}; it gets no cell", file=sys.stderr)
+        self._warn(f"{why}; it gets no cell")
+
+    def _warn(self, text: str) -> None:
+        """One line on stderr, once per distinct text."""
+        if text not in self._warned:
+            self._warned.add(text)
+            print(f"factorbench: {text}", file=sys.stderr)
 
     def _per_host(self) -> dict[str, list[str]]:
         hosts: dict[str, list[str]] = {}
@@ -368,7 +403,9 @@ class DaskExecutor:
                 raise ClusterError(f"Dask worker {addrs[0]} on {host} did not describe its "
                                    f"host: {type(exc).__name__}: {exc}") from None
             out[host] = {"workers": len(addrs), "cores": self._info[addrs[0]]["cores"],
-                         "blas_threads": threads, **info}
+                         "blas_threads": threads,
+                         "malloc_trim_threshold": self._info[addrs[0]].get("malloc_trim"),
+                         **info}
         return out
 
     # -- running -----------------------------------------------------------

@@ -77,6 +77,10 @@ __all__ = ["TestMatrix", "KindInfo", "KINDS", "generate", "kappa_actual", "rhs",
 _DEFAULT_MODE = 3
 _MODE_NAMES = {1: "one large", 2: "one small", 3: "geometric", 4: "arithmetic", 5: "log-uniform"}
 _KAHAN_THETA = 1.2
+#: Off-diagonal scale of the ``mirrored`` family: small enough for strict
+#: column diagonal dominance at any practical n, so that a pivot taken inside a
+#: block is about 2^-20 and the growth it causes is unmistakable.
+_MIRRORED_DELTA = 2.0**-20
 _KAHAN_PERT = 25.0
 _GRADED_KAPPA_B = 2.0
 _LOWRANK_SIGNAL_MIN = 1e-2
@@ -161,6 +165,9 @@ KINDS: dict[str, KindInfo] = {k.name: k for k in (
           "Kahan's upper triangular matrix (theta=1.2, pert=25): QR column pivoting adversary"),
     _kind("wilkinson", "general", False, True,
           "Wilkinson's matrix with growth factor 2^(n-1) under partial pivoting"),
+    _kind("mirrored", "general", False, True,
+          "J (I + 2^-20 G), row-reversed column diagonally dominant: partial pivoting "
+          "fetches every pivot from the mirrored row (growth <= 2)"),
     _kind("graded", "general", True, False,
           "row-graded diag(d) B, d geometric from 1 to 1/kappa, B well conditioned"),
     _kind("lowrank", "general", False, False,
@@ -297,6 +304,16 @@ def _build(kind, rng, m, n, kappa, mode, rank, cplx):
         A = np.eye(n) - np.tril(np.ones((n, n)), -1)
         A[:, -1] = 1.0
         return TestMatrix(A, kind, meta={"log2_growth_factor": n - 1})
+    if kind == "mirrored":
+        # M = I + delta G is column diagonally dominant (delta sum_i |G_ij| ~
+        # 0.8 delta n << 1), so GEPP on J M takes each pivot from the row that
+        # holds M's diagonal, n - 1 - k rows away, and its growth is at most 2
+        # (Higham 2002, Thm 9.9).  Any scheme that pivots only within blocks
+        # of rows (dask's block LU) must pivot on entries of size delta instead.
+        M = _MIRRORED_DELTA * _normal(rng, (n, n), cplx)
+        M[np.diag_indices(n)] += 1.0
+        return TestMatrix(M[::-1].copy(), kind, meta={"delta": _MIRRORED_DELTA,
+                                                      "pivot_rows": "reversed"})
     if kind == "graded":
         B = _usv(rng, m, n, _spectrum(rng, p, _GRADED_KAPPA_B, 3), cplx)
         d = np.full(m, 1.0 / kappa)

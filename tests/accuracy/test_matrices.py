@@ -21,7 +21,7 @@ from factorbench.accuracy.matrices import (
 
 U64 = np.finfo(np.float64).eps / 2
 RANDOM_KINDS = {"randsvd", "spd", "gaussian", "graded", "lowrank", "polydecay", "expdecay",
-                "rankdef"}
+                "rankdef", "mirrored"}
 SQUARE_ONLY = sorted(k for k, info in KINDS.items() if info.square_only)
 
 
@@ -41,7 +41,7 @@ def _shapes(kind):
 def test_kinds_registry():
     assert set(KINDS) == {"randsvd", "spd", "gaussian", "hilbert", "vandermonde", "kahan",
                           "wilkinson", "graded", "lowrank", "polydecay", "expdecay",
-                          "rankdef", "zero"}
+                          "rankdef", "zero", "mirrored"}
     for name, info in KINDS.items():
         assert info.name == name
         assert info.structure in ("general", "symmetric", "spd")
@@ -171,6 +171,16 @@ def test_wilkinson_growth_is_two_to_n_minus_one(n):
     P, L, U = sla.lu(A)
     assert np.array_equal(P, np.eye(n))
     assert np.abs(U).max() / np.abs(A).max() == 2.0 ** (n - 1)
+
+
+@pytest.mark.parametrize("n", [10, 64, 300])
+def test_mirrored_pivots_come_from_the_mirrored_row_with_growth_at_most_two(n):
+    A = generate("mirrored", n, n, rng=3).A
+    P, L, U = sla.lu(A)
+    # A = P L U with P the row reversal: step k pivots on row n - 1 - k
+    assert np.array_equal(P, np.eye(n)[::-1])
+    assert np.abs(U).max() / np.abs(A).max() <= 2.0
+    assert np.abs(L).max() <= 1.0
 
 
 @pytest.mark.parametrize("n", [10, 50, 100])

@@ -423,3 +423,28 @@ def test_singular_diagonal_block_raises():
         get("solve/dask")(A, np.ones(16), chunk=8)
     res = get("lu/dask")(A, chunk=16)  # one block: xGETRF's partial pivoting
     assert np.array_equal(A[res.perm], res.L @ res.U)
+
+
+def test_mirrored_family_shows_block_pivoting_growth_through_the_harness():
+    """The ``mirrored`` family (J (I + 2^-20 G)) puts every pivot partial pivoting
+    wants in the mirrored row, so for any chunk below n the diagonal block the
+    block LU factors first holds only 2^-20-sized entries, while the block rows
+    below it hold M's unit diagonal: multipliers and U entries of order 2^20 = 1e6
+    follow, where GEPP's growth is at most 2 (Higham 2002, Thm 9.9)."""
+    from factorbench.spec import SweepSpec
+    from factorbench.sweep import expand
+    from factorbench.worker import run_cell
+
+    options = {"min_time": 0.0, "max_repeats": 1, "max_time": 5.0, "threshold": 30.0,
+               "gemm": {}, "accuracy_only": True}
+    recs = {}
+    for impl_id in ("lu/dask", "lu/lapack", "solve/dask", "solve/gesv"):
+        spec = SweepSpec(ops=[impl_id.split("/")[0]], impls=[impl_id], kinds=["mirrored"],
+                         sizes=[64], dtypes=["float64"], params={"chunk": [16]})
+        (cell,) = expand(spec)
+        recs[impl_id] = run_cell(cell, options)
+    assert recs["lu/lapack"]["status"] == "ok" and recs["lu/lapack"]["growth_factor"] <= 2
+    assert recs["lu/dask"]["status"] == "failed"
+    assert recs["lu/dask"]["growth_factor"] > 1e3 * recs["lu/lapack"]["growth_factor"]
+    assert recs["lu/dask"]["backward_ratio"] > 30
+    assert recs["solve/gesv"]["status"] == "ok" and recs["solve/dask"]["status"] == "failed"
