@@ -219,9 +219,11 @@ class DaskExecutor:
         self._tries: dict[str, int] = {}  # cell key -> times the cluster cancelled it
         # The client's own log lines (reconnect attempts, a lost worker) are not
         # for the terminal: what matters comes back as records or one error line.
-        self._log = logging.getLogger("distributed")
-        self._log_level = self._log.level
-        self._log.setLevel(logging.CRITICAL)
+        names = ["distributed", *(n for n in logging.root.manager.loggerDict
+                                   if n.startswith("distributed."))]
+        self._log_levels = {n: logging.getLogger(n).level for n in names}
+        for n in names:  # children with their own level would bypass the parent's
+            logging.getLogger(n).setLevel(logging.CRITICAL)
         try:
             if scheduler is None:
                 n = jobs or os.cpu_count() or 1
@@ -281,8 +283,8 @@ class DaskExecutor:
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
-        if getattr(self, "_log", None) is not None:
-            self._log.setLevel(self._log_level)
+        for n, level in (getattr(self, "_log_levels", None) or {}).items():
+            logging.getLogger(n).setLevel(level)
 
     # -- workers -----------------------------------------------------------
     def _running_workers(self) -> dict[str, dict]:

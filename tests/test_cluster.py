@@ -230,17 +230,17 @@ def test_groups_keep_a_matrix_on_one_worker_and_idle_workers_steal_half():
     assert [len(g) for g in queue] == [4, 4]
     mine: dict = {}
     take = DaskExecutor._next
-    assert take(None, "a", mine, queue)["key"] == "0"
-    assert take(None, "b", mine, queue)["key"] == "4"
-    assert take(None, "a", mine, queue)["key"] == "1"
+    assert take("a", mine, queue)["key"] == "0"
+    assert take("b", mine, queue)["key"] == "4"
+    assert take("a", mine, queue)["key"] == "1"
     assert not queue
     # c is idle with nothing queued: it takes the later half of the longest group
-    assert take(None, "c", mine, queue)["key"] == "7"
+    assert take("c", mine, queue)["key"] == "7"
     assert [c["key"] for c in mine["b"]] == ["5", "6"] and not mine["c"]
-    assert take(None, "d", mine, queue)["key"] == "3"  # a: [2, 3] -> its later half
-    assert take(None, "e", mine, queue)["key"] == "6"
+    assert take("d", mine, queue)["key"] == "3"  # a: [2, 3] -> its later half
+    assert take("e", mine, queue)["key"] == "6"
     # every group is down to the one cell its worker takes next: nothing to steal
-    assert take(None, "f", mine, queue) is None
+    assert take("f", mine, queue) is None
 
 
 def test_dask_executor_refuses_a_memory_cap(tmp_path):
@@ -304,7 +304,7 @@ def _stub_executor(threads=None):
     ex.init, ex.client = {"threads": threads}, _StubClient()
     ex._info, ex._missing, ex._excluded = {}, {}, {}
     ex._host_threads, ex._host_workers, ex._warned, ex._tries = {}, {}, set(), {}
-    ex._log = None
+    ex._log_levels = {}
     ex._running_workers = lambda: {w: {"nanny": "n"} for w in ex.client.workers}
     return ex
 
@@ -383,8 +383,9 @@ def test_losing_the_scheduler_mid_run_is_one_line_and_resumable(tmp_path, faulty
     cluster.close()
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 2, err
-    lines = [t for t in err.strip().splitlines() if t.startswith("factorbench")]
+    lines = [t for t in err.strip().splitlines() if t.startswith("factorbench: error")]
     assert len(lines) == 1 and "Traceback" not in err, err
+    assert "distributed.client" not in err  # Dask's own log lines stay off the terminal
     assert "interrupted" in lines[0] and "--resume 1" in lines[0]
     with Store(db, readonly=True) as store:
         assert store.run(1)["status"] == "interrupted"
