@@ -208,6 +208,17 @@ def test_killed_client_leaves_no_local_worker(tmp_path, faulty_plugin):
     assert not _marked(marker), "a Dask worker outlived its killed run"
 
 
+def _count(db) -> int:
+    """Cells stored so far (0 before the file exists), read without locking the writer."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+            return con.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
 def _marked(marker: str) -> list[int]:
     from pathlib import Path
 
@@ -260,23 +271,16 @@ def test_sigkill_of_a_dask_run_then_resume_fills_only_the_missing_cells(tmp_path
              "--db", str(db)]
     env = dict(os.environ, FACTORBENCH_TEST_SLEEP="0.05")
 
-    def count():
-        try:
-            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
-                return con.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
-        except sqlite3.Error:
-            return 0
-
     proc = subprocess.Popen([sys.executable, "-m", "factorbench", *sweep, "--plugin",
                              faulty_plugin], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)
     t0 = time.monotonic()
-    while count() < 20 and proc.poll() is None:
+    while _count(db) < 20 and proc.poll() is None:
         assert time.monotonic() - t0 < 120
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
-    done = count()
+    done = _count(db)
     assert 20 <= done < 100
     out = subprocess.run([sys.executable, "-m", "factorbench", "run", "--resume", "--executor",
                           "dask", "--jobs", "2", "--no-progress", "--db", str(db)],
@@ -353,7 +357,6 @@ def test_workers_that_cannot_run_factorbench_are_refused_at_start_and_excluded_l
 
 
 def test_losing_the_scheduler_mid_run_is_one_line_and_resumable(tmp_path, faulty_plugin):
-    import sqlite3
 
     import distributed
 
@@ -369,15 +372,8 @@ def test_losing_the_scheduler_mid_run_is_one_line_and_resumable(tmp_path, faulty
          "--scheduler", cluster.scheduler_address, "--plugin", faulty_plugin, "--db", str(db)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
-    def count():
-        try:
-            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
-                return con.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
-        except sqlite3.Error:
-            return 0
-
     t0 = time.monotonic()
-    while count() < 10 and proc.poll() is None:
+    while _count(db) < 10 and proc.poll() is None:
         assert time.monotonic() - t0 < 120
         time.sleep(0.05)
     cluster.close()
