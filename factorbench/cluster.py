@@ -164,10 +164,10 @@ def _groups(cells) -> deque:
 
 
 def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    """CPUs this process may run on (its affinity mask, else every core)."""
+    from factorbench.machine import _usable_cores as affinity
+
+    return affinity() or os.cpu_count() or 1
 
 
 class DaskExecutor:

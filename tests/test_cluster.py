@@ -17,6 +17,8 @@ from factorbench.cluster import DaskExecutor, _groups  # noqa: E402
 from factorbench.spec import SpecError, SweepSpec  # noqa: E402
 from factorbench.store import Store  # noqa: E402
 from factorbench.sweep import Interrupted, expand, run_sweep  # noqa: E402
+from tests.test_cli import _count  # noqa: E402
+from tests.test_reliability import _marked_processes, _wait_gone  # noqa: E402
 
 ACCURACY = ("status", "passed", "kappa_actual", *METRIC_COLUMNS)
 
@@ -196,43 +198,13 @@ def test_killed_client_leaves_no_local_worker(tmp_path, faulty_plugin):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env=dict(os.environ, FB_MARK=marker))
     t0 = time.monotonic()
-    while len(_marked(marker)) < 3 and time.monotonic() - t0 < 60:
+    while len(_marked_processes(marker)) < 3 and time.monotonic() - t0 < 60:
         time.sleep(0.2)
-    assert len(_marked(marker)) >= 3  # the run and its workers
+    assert len(_marked_processes(marker)) >= 3  # the run and its workers
     time.sleep(1.0)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    t0 = time.monotonic()
-    while _marked(marker) and time.monotonic() - t0 < 30:
-        time.sleep(0.2)
-    assert not _marked(marker), "a Dask worker outlived its killed run"
-
-
-def _count(db) -> int:
-    """Cells stored so far (0 before the file exists), read without locking the writer."""
-    import sqlite3
-
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
-            return con.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
-    except sqlite3.Error:
-        return 0
-
-
-def _marked(marker: str) -> list[int]:
-    from pathlib import Path
-
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if marker.encode() in (entry / "environ").read_bytes() and (
-                    entry / "stat").read_text().split()[2] != "Z":
-                pids.append(int(entry.name))
-        except OSError:
-            continue
-    return pids
+    assert not _wait_gone(marker, limit=30), "a Dask worker outlived its killed run"
 
 
 def test_groups_keep_a_matrix_on_one_worker_and_idle_workers_steal_half():
